@@ -1,0 +1,27 @@
+# Two commands on a fresh clone: `make demo` (the app, offline) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: demo test bench install
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch and torchvision first, as a matching pair (open_clip needs torchvision's ops)
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[dev,heic]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/mmsearch demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -rs
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/quality.py

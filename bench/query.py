@@ -1,0 +1,158 @@
+"""Query latency: Milvus (embedded) vs numpy brute force on the same vectors, ANN recall, and
+the end-to-end text query (encode + search) through mmsearch's Searcher.
+
+    python bench/query.py [--sizes 10000,100000] [--queries 200] [--out bench/results/query.json]
+    python bench/query.py --sizes 1000000 --queries 100      # the 1M run (minutes, ~4 GB disk)
+
+Vectors are synthetic but shaped like CLIP embeddings (clustered, 512-d, unit length); the
+store's speed does not depend on where vectors came from. The text encoder is ViT-B-32's
+(untrained weights: speed only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from mmsearch.config import IndexLocation, ModelSpec  # noqa: E402
+from mmsearch.encoder import Encoder  # noqa: E402
+from mmsearch.index import PAGE, ImageRow, Index, _disk_bytes  # noqa: E402
+from mmsearch.search import Searcher  # noqa: E402
+
+DIM = 512
+K = 10
+SPEC = ModelSpec.parse("ViT-B-32", "random")
+
+
+def clip_like(n: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
+    """Unit vectors around random cluster centres (CLIP image embeddings cluster by topic)."""
+    labels = rng.integers(0, len(centres), size=n)
+    v = centres[labels] + rng.normal(0, 0.6 / np.sqrt(DIM), size=(n, DIM)).astype(np.float32) * 1.5
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p)) * 1000  # ms
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_size(n: int, queries: int, encoder: Encoder, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(16, n // 500), DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        loc = IndexLocation.resolve(db=Path(tmp) / "q.db")
+        index = Index.open(loc, model=SPEC, create_model=SPEC, dim=DIM)
+        vectors = np.empty((n, DIM), np.float32)
+        t0 = time.perf_counter()
+        for start in range(0, n, PAGE * 10):
+            chunk = clip_like(min(PAGE * 10, n - start), rng, centres)
+            vectors[start:start + len(chunk)] = chunk
+            index.upsert([ImageRow(f"/bench/{i:08d}.jpg", 1, 0.0, "h", 1, 1, vector=v)
+                          for i, v in zip(range(start, start + len(chunk)), chunk)])
+        insert_s = time.perf_counter() - t0
+        rss_after_insert = rss_mb()
+        index.close()
+        # reopen like a user would: collection loads at open
+        t0 = time.perf_counter()
+        index = Index.open(loc)
+        open_s = time.perf_counter() - t0
+        qs = clip_like(queries, rng, centres)
+
+        t0 = time.perf_counter()
+        index.search(qs[0], K)
+        first_search_ms = (time.perf_counter() - t0) * 1000
+        milvus, hits = [], []
+        for q in qs:
+            t0 = time.perf_counter()
+            res = index.search(q, K)
+            milvus.append(time.perf_counter() - t0)
+            hits.append([int(h.path[8:16]) for h in res])
+        brute, exact = [], []
+        for q in qs:
+            t0 = time.perf_counter()
+            scores = vectors @ q
+            top = np.argpartition(-scores, K)[:K]
+            top = top[np.argsort(-scores[top])]
+            brute.append(time.perf_counter() - t0)
+            exact.append(top.tolist())
+        recall = statistics.mean(len(set(h) & set(e)) / K for h, e in zip(hits, exact))
+
+        searcher = Searcher(index, encoder)
+        texts = [f"a photo of a {w}" for w in ("dog", "cat", "beach", "red dress", "mountain",
+                                                 "sepatu lari", "birthday cake", "car")]
+        searcher.search_text(texts[0], K)
+        encode, e2e = [], []
+        for i in range(min(queries, 100)):
+            t0 = time.perf_counter()
+            encoder.encode_texts([texts[i % len(texts)]])
+            encode.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            searcher.search_text(texts[i % len(texts)], K)
+            e2e.append(time.perf_counter() - t0)
+        result = {
+            "vectors": n, "insert_rows_s": round(n / insert_s), "open_s": round(open_s, 2),
+            "disk_mb": round((_disk_bytes(loc) or 0) / 2**20, 1),
+            "rss_mb_after_insert": round(rss_after_insert),
+            "first_search_ms": round(first_search_ms, 1),
+            "milvus_p50_ms": round(pct(milvus, 50), 2), "milvus_p95_ms": round(pct(milvus, 95), 2),
+            "numpy_p50_ms": round(pct(brute, 50), 2), "numpy_p95_ms": round(pct(brute, 95), 2),
+            "recall_at_10": round(recall, 4),
+            "text_encode_p50_ms": round(pct(encode, 50), 2),
+            "text_query_p50_ms": round(pct(e2e, 50), 2), "text_query_p95_ms": round(pct(e2e, 95), 2),
+        }
+        result["text_query_vs_encode_plus_numpy"] = round(
+            result["text_query_p50_ms"] / (result["text_encode_p50_ms"] + result["numpy_p50_ms"]), 2)
+        index.close()
+    return result
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    encoder = Encoder(SPEC).warm()
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        rows.append(bench_size(n, args.queries, encoder))
+        print(json.dumps(rows[-1]), flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"cpus": os.cpu_count(), "precision": encoder.dtype_name, "peak_rss_mb": round(peak),
+              "results": rows}
+    out = args.out or Path(__file__).parent / "results" / (
+        "query_1m.json" if max(r["vectors"] for r in rows) >= 1_000_000 else "query.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| vectors | Milvus p50/p95 ms | numpy p50/p95 ms | recall@10 | text query p50 ms "
+          "(encode) | ratio to encode+numpy |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['vectors']:,} | {r['milvus_p50_ms']}/{r['milvus_p95_ms']} | "
+              f"{r['numpy_p50_ms']}/{r['numpy_p95_ms']} | {r['recall_at_10']} | "
+              f"{r['text_query_p50_ms']} ({r['text_encode_p50_ms']}) | "
+              f"{r['text_query_vs_encode_plus_numpy']} |")
+    return result
+
+
+if __name__ == "__main__":
+    main()

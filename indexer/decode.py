@@ -1,0 +1,56 @@
+"""Open one picture file: the mapper stage of indexing.
+
+Reads the bytes once (hash and decode from the same read), decodes them upright and small
+(mmsearch.images) and runs the model's preprocessing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from mmsearch.images import BadPicture, enable_heif, heif_available, open_image
+from mmsearch.index import content_hash
+
+__all__ = ["BadPicture", "Picture", "enable_heif", "heif_available", "read_picture"]
+
+
+@dataclass
+class Picture:
+    path: str
+    size: int
+    mtime: float
+    hash: str
+    width: int = 0
+    height: int = 0
+    taken: float = 0.0
+    pixels: object = None  # preprocessed tensor; None when the content was unchanged
+
+
+def read_picture(path: str, preprocess: Callable, draft_size: int,
+                 known_hash: str | None = None) -> Picture:
+    """Decode and preprocess `path`. If its content hash equals `known_hash`, skip decoding."""
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise BadPicture("vanished while indexing") from None
+    except PermissionError:
+        raise BadPicture("unreadable: permission denied") from None
+    except IsADirectoryError:
+        raise BadPicture("is a folder, not a picture") from None
+    except OSError as exc:
+        raise BadPicture(f"unreadable: {exc.strerror or exc}") from None
+    if not data:
+        raise BadPicture("empty file")
+    digest = content_hash(data)
+    picture = Picture(path, len(data), st.st_mtime, digest, taken=st.st_mtime)
+    if digest == known_hash:
+        return picture
+    decoded = open_image(data, path, draft_size)
+    picture.width, picture.height = decoded.width, decoded.height
+    picture.taken = decoded.taken or st.st_mtime
+    picture.pixels = preprocess(decoded.image)
+    return picture

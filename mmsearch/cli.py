@@ -1,0 +1,184 @@
+"""`mmsearch` command line: index, search, stats, ui, demo. A thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from mmsearch import __version__
+
+
+def _add_location(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("index location (default: $MMSEARCH_URI, $MMSEARCH_DB or "
+                             "~/.local/share/mmsearch/index.db)")
+    g.add_argument("--db", metavar="PATH", help="embedded Milvus Lite index directory")
+    g.add_argument("--uri", metavar="URI", help="Milvus server, e.g. http://127.0.0.1:19530")
+    g.add_argument("--token", metavar="TOKEN", help="Milvus token (user:password or API key)")
+
+
+def _location(args):
+    from mmsearch.config import IndexLocation
+
+    return IndexLocation.resolve(args.db, args.uri, args.token)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="mmsearch", description="Local-first multimodal image search: find pictures by "
+        "sentence or by example picture.")
+    ap.add_argument("--version", action="version", version=f"mmsearch {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("index", help="index (or re-index) folders of pictures")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders or picture files")
+    _add_location(p)
+    p.add_argument("--model", help="open_clip architecture, or 'demo' for the embedded model "
+                   "(only when the index is created; default ViT-B-32)")
+    p.add_argument("--pretrained", help="weights: a pretrained tag, a checkpoint file, or "
+                   "'random' (untrained, for speed tests only)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    p = sub.add_parser("search", help="search by text and/or an example picture")
+    p.add_argument("text", nargs="?", default="", help="what to look for, in words")
+    p.add_argument("--image", metavar="FILE", help="an example picture (reverse image search)")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print results as a JSON array")
+    _add_location(p)
+
+    p = sub.add_parser("stats", help="what is in the index")
+    p.add_argument("--json", action="store_true")
+    _add_location(p)
+
+    p = sub.add_parser("ui", help="open the web app")
+    _add_location(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
+                   "0.0.0.0 opens it to your network: use --auth)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", metavar="USER:PASS|FILE", help="require a login: user:password, "
+                   "or a file with one user:password per line")
+    p.add_argument("--share", action="store_true", help="also publish a temporary public "
+                   "gradio.live link (off unless asked)")
+
+    p = sub.add_parser("demo", help="index the shipped demo pictures with the embedded model "
+                       "and open the app")
+    p.add_argument("--db", metavar="PATH", help="where to keep the demo index "
+                   "(default ~/.local/share/mmsearch/demo.db)")
+    p.add_argument("--no-launch", action="store_true", help="index only, do not open the app")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    return ap
+
+
+def cmd_index(args) -> int:
+    from indexer.pipeline import index_paths
+    from mmsearch.config import ModelSpec
+    from mmsearch.encoder import Encoder
+    from mmsearch.index import Index
+
+    requested = ModelSpec.parse(args.model, args.pretrained) \
+        if (args.model or args.pretrained) else None
+    new_model = requested or ModelSpec.parse(None)  # used only if the index does not exist yet
+    with Index.open(_location(args), model=requested, create_model=new_model,
+                    dim=Encoder(new_model).dim) as index:
+        encoder = Encoder(index.model)
+        if index.model.is_random:
+            print(f"note: model {index.model.label}", file=sys.stderr)
+        summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
+                              workers=args.workers, progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(summary.to_json(), ensure_ascii=False))
+    else:
+        print(summary.line())
+        for e in summary.errors:
+            print(f"  skipped {e['path']}: {e['reason']}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from mmsearch.search import Query, Searcher, load_query_image
+
+    searcher = Searcher.open(_location(args))
+    try:
+        query = Query(texts=[args.text] if args.text.strip() else [],
+                      images=[load_query_image(args.image)] if args.image else [])
+        hits = searcher.search(query, k=args.k)
+    finally:
+        searcher.close()
+    if args.json:
+        print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
+    elif not hits:
+        print("no results (is the index empty? see `mmsearch stats`)")
+    else:
+        print(f"{'rank':>4}  {'score':>6}  path")
+        for rank, h in enumerate(hits, 1):
+            print(f"{rank:>4}  {h.score:6.3f}  {h.path}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from mmsearch.index import Index
+
+    with Index.open(_location(args)) as index:
+        stats = index.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False))
+    else:
+        print(f"images:   {stats['images']}\nmodel:    {stats['model']}\n"
+              f"location: {stats['location']}\nfolders:  {', '.join(stats['roots']) or '-'}")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    from ui.app import parse_auth, serve
+
+    auth = parse_auth(args.auth) if args.auth else None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not auth:
+        print(f"warning: --host {args.host} lets anyone on your network search your pictures; "
+              "add --auth user:password", file=sys.stderr)
+    serve(_location(args), host=args.host, port=args.port, auth=auth, share=args.share)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from mmsearch.demo import run_demo
+
+    return run_demo(db=args.db, launch=not args.no_launch, host=args.host, port=args.port)
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "stats": cmd_stats, "ui": cmd_ui,
+            "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # The embedded Milvus runs in this process and logs its internals (an unimplemented
+    # timestamp call on every iterator, a traceback when the index is locked); every failure
+    # that matters reaches the user as one clear line from mmsearch instead.
+    import pymilvus  # noqa: F401  (configures its loggers on import: adjust them after)
+
+    for name, level in (("pymilvus", logging.ERROR), ("milvus_lite", logging.CRITICAL),
+                        ("grpc", logging.CRITICAL)):
+        logging.getLogger(name).setLevel(level)
+    from mmsearch.encoder import ModelLoadError
+    from mmsearch.index import IndexError_
+    from mmsearch.search import QueryError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (IndexError_, ModelLoadError, QueryError, ValueError) as exc:
+        print(f"mmsearch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mmsearch: interrupted; finished batches are saved, run again to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Picture decoding shared by indexing, queries and previews: bytes -> upright RGB.
+
+Decodes no larger than needed (JPEG `draft`), applies EXIF orientation, flattens any mode to
+RGB, and turns every failure into a `BadPicture` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from typing import NamedTuple
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mmsearch.config import HEIF_EXTENSIONS
+
+EXIF_IFD = 0x8769
+DATETIME_ORIGINAL = 36867
+DATETIME = 306
+ORIENTATION = 0x0112
+
+
+class BadPicture(Exception):
+    """A file that cannot be used as a picture; str() is the one-line reason."""
+
+
+def heif_available() -> bool:
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def enable_heif() -> bool:
+    """Register pillow-heif's opener when the `heic` extra is installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+class Decoded(NamedTuple):
+    image: Image.Image  # upright RGB, decoded no larger than needed
+    width: int  # full size, upright
+    height: int
+    taken: float | None  # EXIF capture time, if any
+
+
+def open_image(data: bytes, path: str = "", draft_size: int = 448) -> Decoded:
+    """Bytes -> upright RGB picture plus its full size and capture time."""
+    if os.path.splitext(path)[1].lower() in HEIF_EXTENSIONS and not heif_available():
+        raise BadPicture("HEIC/HEIF needs the heic extra: pip install 'mmsearch[heic]'")
+    try:
+        with warnings.catch_warnings():
+            # A picture over PIL's pixel limit is refused below, not merely warned about.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if image.getexif().get(ORIENTATION) in (5, 6, 7, 8):
+                width, height = height, width
+            taken = exif_time(image)
+            image.draft("RGB", (draft_size, draft_size))  # JPEG: decode at 1/2..1/8 scale
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return Decoded(to_rgb(image), width, height, taken)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadPicture("too many pixels (possible decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise BadPicture("not a picture (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadPicture(f"corrupt or truncated picture ({_short(exc)})") from None
+    except Exception as exc:  # a decoder bug must not stop the run
+        raise BadPicture(f"cannot decode ({type(exc).__name__}: {_short(exc)})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB; transparency over white, 16-bit grey scaled, not clipped."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        import numpy as np
+
+        arr = np.asarray(image, dtype=np.float32)
+        top = float(arr.max()) or 1.0
+        return Image.fromarray((arr * (255.0 / top)).clip(0, 255).astype("uint8"), "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, image).convert("RGB")
+    return image.convert("RGB")
+
+
+def exif_time(image: Image.Image) -> float | None:
+    """When the photo was taken (EXIF DateTimeOriginal, else DateTime), as a local timestamp."""
+    try:
+        exif = image.getexif()
+        value = exif.get_ifd(EXIF_IFD).get(DATETIME_ORIGINAL) or exif.get(DATETIME)
+        if not value:
+            return None
+        return time.mktime(time.strptime(str(value).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S"))
+    except Exception:
+        return None  # missing or malformed dates are common and harmless
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]

@@ -1,0 +1,306 @@
+"""The Index: image rows and their CLIP vectors in Milvus, embedded or on a server.
+
+The same pymilvus code serves a Milvus Lite directory (`--db PATH`) and a Milvus server
+(`--uri http://host:19530`): only the MilvusClient's URI differs. The schema lives here and
+nowhere else. The model that made the vectors is recorded beside them, so later runs use it
+and a different model is refused instead of silently mixing two vector spaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from mmsearch.config import IndexLocation, ModelSpec
+
+IMAGES = "images"
+META = "mmsearch_meta"
+SCHEMA_VERSION = 1
+MAX_PATH = 4096
+# Rows per insert/query page: large enough to amortise the RPC, small enough for bounded memory.
+PAGE = 1000
+
+
+class IndexError_(RuntimeError):
+    """Base for index problems that deserve one clear line, not a traceback."""
+
+
+class IndexInUseError(IndexError_):
+    pass
+
+
+class ModelMismatchError(IndexError_):
+    pass
+
+
+class IndexNotFoundError(IndexError_):
+    pass
+
+
+@dataclass
+class ImageRow:
+    """One indexed picture. `id` is derived from the absolute path (see `path_id`)."""
+
+    path: str
+    size: int
+    mtime: float
+    hash: str
+    width: int
+    height: int
+    folder: str = ""
+    taken: float = 0.0  # EXIF DateTimeOriginal when present, else mtime (seconds since epoch)
+    vector: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if not self.folder:
+            self.folder = os.path.dirname(self.path)
+
+
+@dataclass(frozen=True)
+class Hit:
+    path: str
+    score: float
+    width: int = 0
+    height: int = 0
+    hash: str = ""
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "score": round(float(self.score), 6)}
+
+
+def path_id(path: str) -> int:
+    """Stable signed 63-bit primary key of an absolute path."""
+    digest = hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _quote(value: str) -> str:
+    """A string literal for a Milvus filter expression."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+class Index:
+    """Image rows in a Milvus collection. Open with `Index.open(...)`; close when done."""
+
+    def __init__(self, client, location: IndexLocation, model: ModelSpec, dim: int):
+        self.client = client
+        self.location = location
+        self.model = model
+        self.dim = dim
+
+    # -- opening -------------------------------------------------------------------------
+    @staticmethod
+    def connect(location: IndexLocation):
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        if location.is_embedded:
+            location.db.parent.mkdir(parents=True, exist_ok=True)
+            uri = str(location.db)
+        else:
+            uri = location.uri
+        try:
+            return MilvusClient(uri=uri, token=location.token or "")
+        except MilvusException as exc:
+            text = str(exc)
+            if location.is_embedded and ("lock" in text.lower() or "Open local milvus failed" in text):
+                raise IndexInUseError(
+                    f"the index {location.db} is in use by another mmsearch process (the app or an "
+                    "indexer). Close it, or share the index: run `milvus-lite server --data-dir "
+                    f"{location.db} --port 19530` and pass --uri http://127.0.0.1:19530 to every "
+                    "mmsearch command.") from None
+            raise IndexError_(f"cannot open the index at {location}: {text}") from None
+
+    @classmethod
+    def open(cls, location: IndexLocation, model: ModelSpec | None = None,
+             create_model: ModelSpec | None = None, dim: int | None = None) -> "Index":
+        """Open the index at `location`.
+
+        An existing index uses its recorded model; a different `model` is a ModelMismatchError.
+        A missing one is created with `create_model` and `dim` when given, else it is an
+        IndexNotFoundError.
+        """
+        client = cls.connect(location)
+        try:
+            recorded = cls._read_meta(client)
+            if recorded is not None:
+                rec_model = ModelSpec.from_record(recorded["model"])
+                if model is not None and model != rec_model:
+                    raise ModelMismatchError(
+                        f"the index at {location} was built with model {rec_model.label}; "
+                        f"it cannot be searched or extended with {model.label}. Use a new index "
+                        "(--db/--uri) for another model, or leave --model out.")
+                index = cls(client, location, rec_model, int(recorded["dim"]))
+                index._create()  # no-op, unless a first run was killed half-way through this
+            elif create_model is None or dim is None:
+                raise IndexNotFoundError(
+                    f"no mmsearch index at {location} yet: build one with `mmsearch index FOLDER`")
+            else:
+                index = cls(client, location, create_model, dim)
+                index._create()
+            index._load()
+            return index
+        except BaseException:
+            client.close()
+            raise
+
+    @staticmethod
+    def _read_meta(client) -> dict | None:
+        if not client.has_collection(META):
+            return None
+        client.load_collection(META)
+        rows = client.query(META, filter='key == "index"', output_fields=["value"])
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def _create(self) -> None:
+        """Create what is missing: the meta collection first (it names the model), then the
+        images collection, so a run killed in between leaves an index the next run finishes."""
+        from pymilvus import DataType, MilvusClient
+
+        if not self.client.has_collection(META):
+            meta = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+            meta.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
+            meta.add_field("value", DataType.VARCHAR, max_length=65535)
+            meta.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field
+            mparams = self.client.prepare_index_params()
+            mparams.add_index("dummy", index_type="FLAT", metric_type="L2")
+            self.client.create_collection(META, schema=meta, index_params=mparams)
+            self._put_meta("index", {"schema": SCHEMA_VERSION, "model": self.model.to_record(),
+                                     "dim": self.dim, "created": time.time()})
+        if self.client.has_collection(IMAGES):
+            return
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                            description="mmsearch images")
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
+        schema.add_field("folder", DataType.VARCHAR, max_length=MAX_PATH)
+        schema.add_field("size", DataType.INT64)
+        schema.add_field("mtime", DataType.DOUBLE)
+        schema.add_field("taken", DataType.DOUBLE)
+        schema.add_field("hash", DataType.VARCHAR, max_length=64)
+        schema.add_field("width", DataType.INT32)
+        schema.add_field("height", DataType.INT32)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        params = self.client.prepare_index_params()
+        params.add_index("vector", index_type="HNSW", metric_type="COSINE",
+                         params={"M": 16, "efConstruction": 200})
+        self.client.create_collection(IMAGES, schema=schema, index_params=params)
+
+    def _put_meta(self, key: str, value) -> None:
+        self.client.upsert(META, [{"key": key, "value": json.dumps(value), "dummy": [0.0, 0.0]}])
+
+    def _get_meta(self, key: str, default=None):
+        rows = self.client.query(META, filter=f"key == {_quote(key)}", output_fields=["value"])
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def _load(self) -> None:
+        # A reopened collection is "released": load it now, not on the first search.
+        self.client.load_collection(IMAGES)
+        self.client.load_collection(META)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- roots: the folders this index covers (the app serves files only from these) ----
+    @property
+    def roots(self) -> list[str]:
+        return list(self._get_meta("roots", []))
+
+    def add_roots(self, folders: Iterable[str]) -> None:
+        roots = self.roots
+        for folder in folders:
+            if folder not in roots:
+                roots.append(folder)
+        self._put_meta("roots", roots)
+
+    def mark_indexed(self) -> None:
+        self._put_meta("last_indexed", time.time())
+
+    @property
+    def last_indexed(self) -> float | None:
+        return self._get_meta("last_indexed")
+
+    # -- rows ----------------------------------------------------------------------------
+    def upsert(self, rows: list[ImageRow]) -> None:
+        if not rows:
+            return
+        data = []
+        for row in rows:
+            record = asdict(row)
+            record["vector"] = np.asarray(row.vector, np.float32).tolist()
+            record["id"] = path_id(row.path)
+            data.append(record)
+        self.client.upsert(IMAGES, data)
+
+    def delete_paths(self, paths: Iterable[str]) -> None:
+        ids = [path_id(p) for p in paths]
+        for i in range(0, len(ids), PAGE):
+            self.client.delete(IMAGES, ids=ids[i:i + PAGE])
+
+    def rows_under(self, folder: str) -> Iterator[dict]:
+        """path, size, mtime and hash of every indexed picture under `folder`."""
+        prefix = folder.rstrip(os.sep) + os.sep
+        expr = f"path like {_quote(_escape_like(prefix) + '%')}"
+        it = self.client.query_iterator(IMAGES, batch_size=PAGE, filter=expr,
+                                        output_fields=["path", "size", "mtime", "hash"])
+        try:
+            while batch := it.next():
+                yield from batch
+        finally:
+            it.close()
+
+    def get_rows(self, paths: list[str], fields: Iterable[str] = ("size", "mtime", "hash")
+                 ) -> dict[str, dict]:
+        """Stored fields of the given paths (those indexed), keyed by path."""
+        if not paths:
+            return {}
+        rows = self.client.get(IMAGES, ids=[path_id(p) for p in paths],
+                               output_fields=["path", *fields])
+        return {r["path"]: r for r in rows}
+
+    def count(self) -> int:
+        res = self.client.query(IMAGES, filter="", output_fields=["count(*)"])
+        return int(res[0]["count(*)"])
+
+    # -- search --------------------------------------------------------------------------
+    def search(self, vector: np.ndarray, k: int = 20, filter: str = "") -> list[Hit]:
+        k = max(1, min(int(k), 16384))
+        res = self.client.search(
+            IMAGES, data=[np.asarray(vector, np.float32).tolist()], anns_field="vector",
+            limit=k, filter=filter, output_fields=["path", "width", "height", "hash"],
+            search_params={"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}})
+        return [Hit(e["path"], float(h["distance"]), e["width"], e["height"], e["hash"])
+                for h in res[0] for e in [h["entity"]]]
+
+    def stats(self) -> dict:
+        return {"images": self.count(), "model": self.model.label, "location": str(self.location),
+                "dim": self.dim, "roots": self.roots, "last_indexed": self.last_indexed,
+                "disk_bytes": _disk_bytes(self.location)}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _disk_bytes(location: IndexLocation) -> int | None:
+    if not location.is_embedded or not location.db.exists():
+        return None
+    if location.db.is_file():
+        return location.db.stat().st_size
+    return sum(f.stat().st_size for f in location.db.rglob("*") if f.is_file())

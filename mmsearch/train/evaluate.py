@@ -1,0 +1,85 @@
+"""Retrieval quality of a CLIP on held-out colourised Fashion-MNIST pictures.
+
+Used by the training script (on the in-memory model) and by bench/quality.py (through
+mmsearch's Encoder). Everything here is measured on the Fashion-MNIST *test* split:
+rows 1000..4999 form the searched collection, rows 5000..5199 are query pictures that are
+not in it. (Rows 0..299 are the demo pictures shipped in assets/demo.)
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mmsearch.train import fashion
+
+POOL = (1000, 4000)  # (start, count) of the searched collection
+IMAGE_QUERIES = (5000, 200)
+K = 10
+
+
+def text_queries() -> dict[str, list[tuple[str, int, int | None]]]:
+    """Query sets: name -> [(query text, class, colour or None)]."""
+    en_class, id_class, en_colour, id_colour = [], [], [], []
+    for label, (_, en, ind) in enumerate(fashion.CLASSES):
+        en_class += [(name, label, None) for name in en]
+        id_class += [(name, label, None) for name in ind]
+        for colour, name in enumerate(fashion.COLOUR_NAMES):
+            c_en, c_id, _ = fashion.COLOURS[name]
+            en_colour.append((f"{c_en} {en[0]}", label, colour))
+            id_colour.append((f"{ind[0]} {c_id}", label, colour))
+    return {"en_class": en_class, "id_class": id_class,
+            "en_colour_class": en_colour, "id_colour_class": id_colour}
+
+
+def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int = K) -> float:
+    """Mean over queries of the share of relevant items in the top k. scores: [Q, N]."""
+    top = np.argsort(-scores, axis=1)[:, :k]
+    return float(np.take_along_axis(relevant, top, axis=1).mean())
+
+
+def evaluate_encoders(encode_images: Callable[[Sequence], np.ndarray],
+                      encode_texts: Callable[[list[str]], np.ndarray]) -> dict[str, float]:
+    """P@10 for every query set; encoders return L2-normalised rows."""
+    pool = fashion.held_out(*POOL)
+    pool_vecs = encode_images([fashion.to_pil(p) for p in pool.images])
+    out: dict[str, float] = {}
+    for name, queries in text_queries().items():
+        q = encode_texts([t for t, _, _ in queries])
+        labels = np.array([c for _, c, _ in queries])
+        relevant = pool.labels[None, :] == labels[:, None]
+        colours = [c for _, _, c in queries]
+        if colours[0] is not None:
+            relevant &= pool.colours[None, :] == np.array(colours)[:, None]
+        out[name] = precision_at_k(q @ pool_vecs.T, relevant)
+    queries = fashion.held_out(*IMAGE_QUERIES)
+    q = encode_images([fashion.to_pil(p) for p in queries.images])
+    out["image_to_image_class"] = precision_at_k(
+        q @ pool_vecs.T, pool.labels[None, :] == queries.labels[:, None])
+    # an indexed picture searched by itself must come back first
+    self_q = pool_vecs[:200]
+    out["self_top1"] = float((np.argmax(self_q @ pool_vecs.T, axis=1) == np.arange(200)).mean())
+    return out
+
+
+def evaluate(model, preprocess, tokenizer, batch_size: int = 256) -> dict[str, float]:
+    """Evaluate an in-memory open_clip model (used while training)."""
+    import torch
+
+    device = next(model.parameters()).device
+
+    def norm(x: torch.Tensor) -> np.ndarray:
+        return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy()
+
+    @torch.no_grad()
+    def images(pils):
+        return np.concatenate([norm(model.encode_image(torch.stack(
+            [preprocess(p) for p in pils[i:i + batch_size]]).to(device)))
+            for i in range(0, len(pils), batch_size)])
+
+    @torch.no_grad()
+    def texts(strings):
+        return norm(model.encode_text(tokenizer(strings).to(device)))
+
+    return evaluate_encoders(images, texts)

@@ -1,0 +1,121 @@
+"""The Gradio app, served for real on localhost and called through gradio_client."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from gradio_client import Client, handle_file
+
+from conftest import demo_files, label_of
+from mmsearch.search import Searcher
+from ui.app import caption, launch
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(demo_index, encoder):
+    searcher = Searcher(demo_index, encoder).warm()
+    port = free_port()
+    app = launch(searcher, host="127.0.0.1", port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def names(gallery) -> list[str]:
+    return [os.path.basename(item["image"]) for item in gallery]
+
+
+def test_search_text_endpoint(client):
+    gallery = client.predict("a red sneaker", 6, api_name="/search_text")
+    assert len(gallery) == 6
+    first = gallery[0]
+    assert first["caption"].split(" · ")[1] in {f.name for f in demo_files()}
+    top = label_of(first["caption"].split(" · ")[1])
+    assert (top["class"], top["colour"]) == ("sneaker", "red")
+    score = float(first["caption"].split(" · ")[0])
+    assert 0 < score <= 1
+
+
+def test_search_image_endpoint(client):
+    example = demo_files(300)[123]
+    gallery = client.predict(handle_file(str(example)), 4, api_name="/search_image")
+    assert len(gallery) == 4
+    assert gallery[0]["caption"].endswith(example.name)
+    assert float(gallery[0]["caption"].split(" · ")[0]) > 0.99
+
+
+def test_search_similar_endpoint(client, demo_index):
+    path = next(demo_index.rows_under(demo_index.roots[0]))["path"]
+    hits = client.predict(path, 5, api_name="/search_similar")
+    assert hits[0]["file"] == path and hits[0]["score"] > 0.99
+    assert len(hits) == 5
+
+
+def test_bad_requests_are_clear_errors(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="empty query"):
+        client.predict("   ", 5, api_name="/search_text")
+    with pytest.raises(AppError, match="not in the index"):
+        client.predict("/etc/passwd", 5, api_name="/search_similar")
+
+
+def test_captions_carry_score_and_file_name():
+    from mmsearch.index import Hit
+
+    assert caption(Hit("/x/y/photo one.jpg", 0.31234)) == "0.312 · photo one.jpg"
+
+
+def test_gallery_gets_small_previews_not_originals(client):
+    from PIL import Image
+
+    gallery = client.predict("a bag", 3, api_name="/search_text")
+    for item in gallery:
+        with Image.open(item["image"]) as img:
+            assert max(img.size) <= 384
+        assert os.path.basename(item["image"]) != item["caption"].split(" · ")[1]
+
+
+def test_app_serves_previews_only(app_url, client, demo_index):
+    """Files are served from the preview folder only: not system files, not traversal, not
+    the original pictures, not files that were never indexed."""
+    import urllib.error
+    import urllib.request
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(app_url + path, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    gallery = client.predict("a red sneaker", 1, api_name="/search_text")
+    preview = gallery[0]["image"]
+    served = [u for u in [gallery[0].get("url")] if u]
+    if served:
+        assert status(served[0].replace(app_url, "")) == 200
+    original = next(demo_index.rows_under(demo_index.roots[0]))["path"]
+    root = demo_index.roots[0]
+    secret = os.path.join(root, "never-indexed.txt")
+    with open(secret, "w") as f:
+        f.write("private")
+    for path in ["/etc/passwd", original, secret, root + "/../" + os.path.basename(root)
+                 + "/never-indexed.txt"]:
+        for prefix in ["gradio_api/file=", "file="]:
+            assert status(prefix + path) in (403, 404), (prefix, path)
+    for encoded in ["gradio_api/file=%2Fetc%2Fpasswd", "gradio_api/file=..%2F..%2F..%2Fetc%2Fpasswd",
+                    "gradio_api/file=/etc/%2e%2e/etc/passwd"]:
+        assert status(encoded) in (400, 403, 404), encoded
+    assert os.path.exists(preview)

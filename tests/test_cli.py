@@ -1,0 +1,102 @@
+"""The `mmsearch` command line, run in-process (and once as a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import demo_files, label_of
+from mmsearch.cli import main
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "pics"
+    (root / "sub").mkdir(parents=True)
+    for i, f in enumerate(demo_files(40)):
+        shutil.copy2(f, root / ("sub" if i % 2 else "") / f.name)
+    return root
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_index_search_stats_json(folder, tmp_path, capsys):
+    db = tmp_path / "cli.db"
+    code, out, _ = run(capsys, "index", folder, "--db", db, "--model", "demo", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary == {"added": 40, "updated": 0, "removed": 0, "unchanged": 0, "skipped": 0,
+                       "errors": []}
+
+    code, out, _ = run(capsys, "search", "a photo of a sneaker", "-k", "5", "--json", "--db", db)
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 5
+    assert set(hits[0]) == {"path", "score"}
+    assert all(os.path.isabs(h["path"]) and os.path.exists(h["path"]) for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert label_of(hits[0]["path"])["class"] == "sneaker"
+
+    example = demo_files(40)[7]
+    code, out, _ = run(capsys, "search", "--image", example, "-k", "1", "--json", "--db", db)
+    assert os.path.basename(json.loads(out)[0]["path"]) == example.name
+
+    code, out, _ = run(capsys, "stats", "--json", "--db", db)
+    stats = json.loads(out)
+    assert {"images", "model", "location"} <= set(stats)
+    assert (stats["images"], stats["model"], stats["location"]) == (40, "demo", str(db))
+
+    # second run: incremental, the recorded model is used without --model
+    code, out, _ = run(capsys, "index", folder, "--db", db, "--json")
+    assert json.loads(out)["unchanged"] == 40 and json.loads(out)["added"] == 0
+
+
+def test_table_output_and_summary_line(folder, tmp_path, capsys):
+    db = tmp_path / "t.db"
+    (folder / "broken.jpg").write_bytes(b"this is not a picture")
+    code, out, _ = run(capsys, "index", folder, "--db", db, "--model", "demo")
+    assert code == 0
+    assert out.splitlines()[0].startswith("added 40, updated 0, removed 0, unchanged 0, skipped 1")
+    assert "broken.jpg" in out and "not a picture" in out
+    code, out, _ = run(capsys, "search", "tas merah", "-k", "3", "--db", db)
+    lines = out.splitlines()
+    assert lines[0].split() == ["rank", "score", "path"]
+    assert len(lines) == 4 and lines[1].split()[0] == "1"
+
+
+def test_model_mismatch_is_one_clear_line(folder, tmp_path, capsys):
+    db = tmp_path / "m.db"
+    assert run(capsys, "index", folder, "--db", db, "--model", "demo", "--json")[0] == 0
+    code, out, err = run(capsys, "index", folder, "--db", db, "--model", "ViT-B-32",
+                         "--pretrained", "random")
+    assert code == 1
+    assert err.count("\n") == 1 and "demo" in err and "ViT-B-32" in err
+    assert "Traceback" not in err
+
+
+def test_search_without_an_index_says_what_to_do(tmp_path, capsys):
+    code, _, err = run(capsys, "search", "cat", "--db", tmp_path / "nothing.db")
+    assert code == 1 and "mmsearch index" in err
+
+
+def test_real_entry_point_in_a_subprocess(folder, tmp_path):
+    db = tmp_path / "p.db"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    exe = [sys.executable, "-m", "mmsearch.cli"]
+    done = subprocess.run([*exe, "index", str(folder), "--db", str(db), "--model", "demo",
+                           "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["added"] == 40
+    done = subprocess.run([*exe, "search", "gaun", "--db", str(db), "--json", "-k", "3"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert label_of(json.loads(done.stdout)[0]["path"])["class"] == "dress"
+    assert "Traceback" not in done.stderr and "WARNING" not in done.stderr
