@@ -98,11 +98,44 @@ def mmsearch_pipeline(folder: Path, n: int, spec: ModelSpec, precision: str = "a
     return rate
 
 
+PEAK_RSS = ("import resource, sys; from mmsearch.cli import main; code = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+            "sys.exit(code)")
+
+
+def peak_rss_mb(folder: Path, db: Path) -> float:
+    """Peak RSS of a real `mmsearch index` process over `folder`, in MB."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, "index", str(folder), "--db", str(db),
+                           "--model", "demo", "--json"], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[1])
+    return int(done.stderr.strip().splitlines()[-1]) / 1024
+
+
+def memory_growth(tmp: Path, small: int) -> dict:
+    """Peak RSS indexing `small` pictures vs 10x as many (640x480 JPEGs)."""
+    few = make_pictures(tmp / "few", small, SIZES["640x480"], seed=1)
+    many_dir = tmp / "many"
+    many_dir.mkdir()
+    for copy in range(10):  # same pixels, different files: decoding work scales, content not
+        sub = many_dir / f"c{copy}"
+        sub.mkdir()
+        for p in few:
+            os.link(p, sub / p.name)
+    rss_few = peak_rss_mb(tmp / "few", tmp / "few.db")
+    rss_many = peak_rss_mb(many_dir, tmp / "many.db")
+    return {"pictures": [small, small * 10], "peak_rss_mb": [round(rss_few), round(rss_many)],
+            "growth": round(rss_many / rss_few - 1, 3)}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=64, help="pictures per size")
     ap.add_argument("--models", default="vit,demo")
     ap.add_argument("--sizes", default="12mp,640x480")
+    ap.add_argument("--rss-count", type=int, default=200,
+                    help="peak-RSS check: index this many pictures, then 10x as many (0: skip)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "indexing.json")
     args = ap.parse_args(argv)
 
@@ -119,9 +152,12 @@ def main(argv=None) -> dict:
                              "naive_img_s": round(naive, 2), "mmsearch_img_s": round(ours, 2),
                              "ratio": round(ours / naive, 2)})
                 print(rows[-1], flush=True)
+        memory = memory_growth(Path(tmp), args.rss_count) if args.rss_count else None
+        if memory:
+            print("memory:", memory, flush=True)
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "processor": platform.processor() or platform.machine()},
-              "results": rows}
+              "results": rows, "memory": memory}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print("\n| pictures | model | naive img/s | mmsearch img/s | ratio |\n|---|---|---|---|---|")

@@ -178,6 +178,7 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
         flush()
     finally:
         bar.close()
+    index.flush()
     index.mark_indexed()
     return summary
 

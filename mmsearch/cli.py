@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -157,14 +156,6 @@ COMMANDS = {"index": cmd_index, "search": cmd_search, "stats": cmd_stats, "ui": 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    # The embedded Milvus runs in this process and logs its internals (an unimplemented
-    # timestamp call on every iterator, a traceback when the index is locked); every failure
-    # that matters reaches the user as one clear line from mmsearch instead.
-    import pymilvus  # noqa: F401  (configures its loggers on import: adjust them after)
-
-    for name, level in (("pymilvus", logging.ERROR), ("milvus_lite", logging.CRITICAL),
-                        ("grpc", logging.CRITICAL)):
-        logging.getLogger(name).setLevel(level)
     from mmsearch.encoder import ModelLoadError
     from mmsearch.index import IndexError_
     from mmsearch.search import QueryError
