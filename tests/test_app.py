@@ -119,3 +119,35 @@ def test_app_serves_previews_only(app_url, client, demo_index):
                     "gradio_api/file=/etc/%2e%2e/etc/passwd"]:
         assert status(encoded) in (400, 403, 404), encoded
     assert os.path.exists(preview)
+
+
+def test_uploads_that_are_not_pictures_are_clear_errors(client, app_url, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture at all")
+    with pytest.raises(AppError, match="cannot be used|not a picture|unrecognised"):
+        client.predict(handle_file(str(text)), 5, api_name="/search_image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(AppError, match="empty|no picture"):
+        client.predict(handle_file(str(empty)), 5, api_name="/search_image")
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\0" * (21 * 2**20))  # over the 20 MB upload limit
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
+        client.predict(handle_file(str(huge)), 5, api_name="/search_image")
+    import httpx  # and the server refuses it too, whatever the client checks
+
+    response = httpx.post(app_url + "gradio_api/upload", timeout=60,
+                          files={"files": ("huge.png", huge.read_bytes(), "image/png")})
+    assert response.status_code == 413
+    # and the app still answers
+    assert client.predict("a bag", 2, api_name="/search_text")
+
+
+def test_auth_values():
+    from ui.app import parse_auth
+
+    assert parse_auth("ana:s3cret:x") == [("ana", "s3cret:x")]
+    with pytest.raises(ValueError, match="user:password"):
+        parse_auth("nopassword")

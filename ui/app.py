@@ -88,8 +88,10 @@ def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
                     go = gr.Button("Search", variant="primary")
                     k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results")
             with gr.Column(scale=1):
-                example = gr.Image(label="…or drop an example picture", type="filepath",
-                                   sources=["upload", "clipboard"], height=180)
+                # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload
+                # gets mmsearch's one-line reason instead of a component error
+                example = gr.File(label="…or drop an example picture", type="filepath",
+                                  file_types=["image", ".heic", ".heif"], height=120)
         gallery = gr.Gallery(label="Results (click one to find similar pictures)",
                              elem_id="results", columns=6, height="auto", allow_preview=False,
                              object_fit="contain")
