@@ -7,6 +7,8 @@
    the collection before it starts listening).
 2. Load: N gradio_client clients in threads, each sending M mixed queries (text, example
    picture, find-similar) to the running app on localhost: errors, p50/p95 latency.
+Clients do not download the result previews (a browser fetches them in parallel and caches
+them; gradio_client fetches them one by one, ~60 ms each, which would dominate).
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def cold_start(db: Path) -> tuple[dict, subprocess.Popen, str]:
         if proc.poll() is not None:
             raise RuntimeError("the app exited during start-up")
         try:
-            client = Client(url, verbose=False)
+            # like a browser, which loads the previews in parallel (and caches them), rather
+            # than gradio_client's one-by-one download of every result file
+            client = Client(url, verbose=False, download_files=False)
         except Exception:
             time.sleep(0.2)
     t1 = time.perf_counter()
@@ -88,7 +92,7 @@ def load(url: str, clients: int, queries: int, seed: int = 0) -> dict:
 
     def worker(i: int) -> None:
         rng = random.Random(seed + i)
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, download_files=False)
         for _ in range(queries):
             kind = rng.choice(["text", "text", "image", "similar"])
             t = time.perf_counter()
