@@ -24,4 +24,8 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -rs
 
 bench: $(BIN)/.installed
+	$(BIN)/pip install -q scikit-image  # real photos for the indexing benchmark
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/indexing.py --count 48
+	$(BIN)/python bench/query.py
+	$(BIN)/python bench/app.py

@@ -76,11 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_index(args) -> int:
     from indexer.pipeline import index_paths
     from mmsearch.config import ModelSpec
-    from mmsearch.encoder import Encoder
+    from mmsearch.encoder import Encoder, check_spec
     from mmsearch.index import Index
 
     requested = ModelSpec.parse(args.model, args.pretrained) \
         if (args.model or args.pretrained) else None
+    if requested is not None:
+        check_spec(requested)
     new_model = requested or ModelSpec.parse(None)  # used only if the index does not exist yet
     with Index.open(_location(args), model=requested, create_model=new_model,
                     dim=Encoder(new_model).dim) as index:

@@ -100,3 +100,15 @@ def test_real_entry_point_in_a_subprocess(folder, tmp_path):
     assert done.returncode == 0, done.stderr
     assert label_of(json.loads(done.stdout)[0]["path"])["class"] == "dress"
     assert "Traceback" not in done.stderr and "WARNING" not in done.stderr
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--model", "ViT-B-16"], ["needs --pretrained", "random"]),
+    (["--model", "No-Such-Model", "--pretrained", "x"], ["unknown open_clip model"]),
+])
+def test_a_model_without_weights_is_refused_before_any_index_exists(folder, tmp_path, capsys,
+                                                                     argv, words):
+    db = tmp_path / "never.db"
+    code, _, err = run(capsys, "index", folder, "--db", db, *argv)
+    assert code == 1 and all(w in err for w in words), err
+    assert not db.exists()
