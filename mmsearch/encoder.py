@@ -80,6 +80,9 @@ class Encoder:
         self.spec = spec
         self.device = device
         self.precision = precision
+        # resolved once: encode_pixels runs per batch and per query
+        self.dtype_name = ("bf16" if device == "cpu" and native_bf16() else "fp32") \
+            if precision == "auto" else precision
         self._model = None
         self._preprocess: Callable | None = None
         self._tokenizer: Callable | None = None
@@ -118,12 +121,6 @@ class Encoder:
         self._tokenizer = open_clip.get_tokenizer(arch)
         self._preprocess = preprocess
         self._model = model
-
-    @property
-    def dtype_name(self) -> str:
-        if self.precision == "auto":
-            return "bf16" if self.device == "cpu" and native_bf16() else "fp32"
-        return self.precision
 
     @property
     def dim(self) -> int:

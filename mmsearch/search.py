@@ -57,12 +57,13 @@ def load_query_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         name = str(source)
     else:
         data, name = source, ""
+    label = f"the example picture {name}" if name else "the example picture"
     if not data:
-        raise QueryError(f"the example picture {name or ''} is empty".replace("  ", " "))
+        raise QueryError(f"{label} is empty")
     try:
         return open_image(data, name).image
     except BadPicture as exc:
-        raise QueryError(f"the example picture {name} cannot be used: {exc}".replace("  ", " "))
+        raise QueryError(f"{label} cannot be used: {exc}") from None
 
 
 class Searcher:
