@@ -7,6 +7,7 @@ Reads the bytes once (hash and decode from the same read), decodes them upright 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,6 +34,8 @@ def read_picture(path: str, preprocess: Callable, draft_size: int,
     """Decode and preprocess `path`. If its content hash equals `known_hash`, skip decoding."""
     try:
         st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device named .jpg would block or never end
+            raise BadPicture("not a regular file")
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
@@ -98,7 +99,7 @@ def quiet_backend_logs() -> None:
     timestamp call on every iterator, a traceback when the directory is locked). Each failure
     that matters reaches the user as one clear IndexError_ line instead. pymilvus configures
     its loggers when imported, so this runs after that import."""
-    for name, level in (("pymilvus", logging.ERROR), ("milvus_lite", logging.CRITICAL),
+    for name, level in (("pymilvus", logging.CRITICAL), ("milvus_lite", logging.CRITICAL),
                         ("grpc", logging.CRITICAL)):
         logging.getLogger(name).setLevel(level)
 
@@ -120,7 +121,17 @@ class Index:
 
         quiet_backend_logs()
         if location.is_embedded:
-            location.db.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                location.db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IndexError_(f"cannot create the index at {location.db}: "
+                                  f"{exc.strerror or exc}") from None
+            existing = location.db if location.db.exists() else location.db.parent
+            if not os.access(existing, os.W_OK):
+                raise IndexError_(
+                    f"the index folder {existing} is read-only for this user: mmsearch needs to "
+                    "write there (even to search, it keeps a lock file). Use a writable --db, "
+                    "or serve the index with `milvus-lite server` and pass --uri.")
             uri = str(location.db)
         else:
             uri = location.uri
@@ -212,8 +223,27 @@ class Index:
                          params=VECTOR_INDEX_PARAMS.get(vector_index, {}))
         self.client.create_collection(IMAGES, schema=schema, index_params=params)
 
+    @contextmanager
+    def _writing(self):
+        """Turn a failed write (disk full, read-only folder, server gone) into one clear line.
+        Batches written before it stay in the index; the next run redoes only the rest."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            yield
+        except MilvusException as exc:
+            reason = getattr(exc, "message", None) or str(exc)
+            if "No space left" in reason or "errno 28" in reason.lower():
+                reason = "the disk is full"
+            elif "Read-only" in reason or "Permission denied" in reason:
+                reason = "the index folder is read-only"
+            raise IndexError_(f"cannot write to the index at {self.location}: {reason}. What was "
+                              "indexed before this is kept; fix it and run again.") from None
+
     def _put_meta(self, key: str, value) -> None:
-        self.client.upsert(META, [{"key": key, "value": json.dumps(value), "dummy": [0.0, 0.0]}])
+        with self._writing():
+            self.client.upsert(META, [{"key": key, "value": json.dumps(value),
+                                       "dummy": [0.0, 0.0]}])
 
     def _get_meta(self, key: str, default=None):
         rows = self.client.query(META, filter=f"key == {_quote(key)}", output_fields=["value"])
@@ -223,13 +253,17 @@ class Index:
         # A reopened collection is "released": load it now, not on the first search.
         self.client.load_collection(IMAGES)
         self.client.load_collection(META)
-        self.flush()  # rows a killed run left in the write-ahead log become searchable fast
+        try:
+            self.flush()  # rows a killed run left in the write-ahead log: make them fast
+        except IndexError_:
+            pass  # a full disk must not stop searching; the rows are found without it
 
     def flush(self) -> None:
         """Seal recent writes into indexed segments. Milvus Lite searches unsealed rows by
         brute force in Python (0.5 s at 10k rows); sealed ones through HNSW. The indexer calls
         this once at the end of a run."""
-        self.client.flush(IMAGES)
+        with self._writing():
+            self.client.flush(IMAGES)
 
     def close(self) -> None:
         self.client.close()
@@ -269,12 +303,14 @@ class Index:
             record["vector"] = np.asarray(row.vector, np.float32).tolist()
             record["id"] = path_id(row.path)
             data.append(record)
-        self.client.upsert(IMAGES, data)
+        with self._writing():
+            self.client.upsert(IMAGES, data)
 
     def delete_paths(self, paths: Iterable[str]) -> None:
         ids = [path_id(p) for p in paths]
-        for i in range(0, len(ids), PAGE):
-            self.client.delete(IMAGES, ids=ids[i:i + PAGE])
+        with self._writing():
+            for i in range(0, len(ids), PAGE):
+                self.client.delete(IMAGES, ids=ids[i:i + PAGE])
 
     def rows_under(self, folder: str) -> Iterator[dict]:
         """path, size, mtime and hash of every indexed picture under `folder`."""

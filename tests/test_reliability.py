@@ -74,3 +74,101 @@ def test_second_process_gets_one_clear_line(tmp_path, encoder):
     err = done.stderr.strip()
     assert "\n" not in err and "Traceback" not in err
     assert "in use" in err and "milvus-lite server" in err and "--uri" in err
+
+
+def as_nobody(argv: list[str], home: str) -> subprocess.CompletedProcess:
+    """Run the CLI as an unprivileged user: root reads every file, a user does not."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run as an unprivileged user")
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *CLI, *argv]
+    return subprocess.run(cmd, env={**ENV, "HOME": home}, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def shared_tmp():
+    """A temp folder an unprivileged user can reach (pytest's own is private to root)."""
+    import tempfile
+
+    path = tempfile.mkdtemp(dir="/tmp", prefix="mmsearch-test-")
+    os.chmod(path, 0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unreadable_files_and_fifos_are_reported(shared_tmp):
+    pics = os.path.join(shared_tmp, "pics")
+    os.mkdir(pics)
+    for f in demo_files(5):
+        shutil.copy2(f, os.path.join(pics, f.name))
+    secret = os.path.join(pics, "private.png")
+    shutil.copy2(demo_files(6)[-1], secret)
+    os.chmod(secret, 0o000)
+    os.mkfifo(os.path.join(pics, "pipe.jpg"))  # reading it would block forever
+    for d in (pics,):
+        os.chmod(d, 0o755)
+    db = os.path.join(shared_tmp, "i.db")
+    done = as_nobody(["index", pics, "--db", db, "--model", "demo", "--json"], shared_tmp)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    reasons = {os.path.basename(e["path"]): e["reason"] for e in summary["errors"]}
+    assert reasons == {"private.png": "unreadable: permission denied",
+                       "pipe.jpg": "not a regular file"}
+    assert summary["added"] == 5
+
+
+def test_read_only_index_folder_is_one_clear_line(shared_tmp, encoder):
+    db = os.path.join(shared_tmp, "ro.db")
+    with Index.open(IndexLocation.resolve(db=db), create_model=encoder.spec, dim=encoder.dim):
+        pass
+    os.chmod(db, 0o755)  # root's, so read-only for the user below
+    done = as_nobody(["search", "a bag", "--db", db], shared_tmp)
+    assert done.returncode == 1
+    err = done.stderr.strip()
+    assert "\n" not in err and "read-only" in err, err
+    with Index.open(IndexLocation.resolve(db=db)) as index:  # and it still opens for its owner
+        assert index.count() == 0
+
+
+def test_disk_full_is_one_clear_line_and_the_index_still_opens(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs",
+                                            str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("needs root and tmpfs mounts to fill a disk")
+    try:
+        db = mnt / "full.db"
+        pics = tmp_path / "pics"
+        pics.mkdir()
+        for f in demo_files(300):
+            shutil.copy2(f, pics / f.name)
+        done = subprocess.run([*CLI, "index", str(pics), "--db", str(db), "--model", "demo"],
+                              env=ENV, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1
+        err = done.stderr.strip()
+        assert "\n" not in err and "disk is full" in err and "Traceback" not in err, err
+        done = subprocess.run([*CLI, "stats", "--json", "--db", str(db)], env=ENV,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["model"] == "demo"
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_opening_the_app_to_the_network_warns_without_auth(tmp_path, encoder):
+    db = tmp_path / "net.db"
+    with Index.open(IndexLocation.resolve(db=db), create_model=encoder.spec, dim=encoder.dim):
+        pass
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*CLI, "ui", "--db", str(db), "--host", "0.0.0.0", "--port",
+                             str(port)], env=ENV, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert first.startswith("warning: --host 0.0.0.0") and "--auth" in first
