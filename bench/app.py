@@ -82,10 +82,12 @@ def cold_start(db: Path) -> tuple[dict, subprocess.Popen, str]:
             proc, url)
 
 
-def load(url: str, clients: int, queries: int, seed: int = 0) -> dict:
+def load(url: str, clients: int, queries: int, seed: int = 0,
+         pictures_root: str | Path = DEMO_PICTURES_DIR) -> dict:
+    """`pictures_root`: the indexed copy of the demo pictures (find-similar needs indexed paths)."""
     from gradio_client import Client, handle_file
 
-    pictures = sorted(DEMO_PICTURES_DIR.glob("*.png"))
+    pictures = sorted(Path(pictures_root).glob("*.png"))
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
