@@ -151,3 +151,17 @@ def test_auth_values():
     assert parse_auth("ana:s3cret:x") == [("ana", "s3cret:x")]
     with pytest.raises(ValueError, match="user:password"):
         parse_auth("nopassword")
+
+
+def test_auth_is_enforced_over_http(demo_index, encoder):
+    searcher = Searcher(demo_index, encoder)
+    port = free_port()
+    app = launch(searcher, port=port, block=False, auth=[("ana", "s3cret")])
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        with pytest.raises(Exception):
+            Client(url, verbose=False).predict("a bag", 2, api_name="/search_text")
+        authed = Client(url, auth=("ana", "s3cret"), verbose=False)
+        assert len(authed.predict("a bag", 2, api_name="/search_text")) == 2
+    finally:
+        app.close()

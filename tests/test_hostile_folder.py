@@ -123,3 +123,19 @@ def test_heic_without_the_extra_is_reported(tmp_path, make_index, encoder):
         (tmp_path / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
         summary = index_paths([str(tmp_path)], make_index(), encoder, progress=False)
         assert summary.errors[0]["reason"].startswith("HEIC/HEIF needs the heic extra")
+
+
+def test_a_file_changed_between_listing_and_reading_is_indexed_as_read(tmp_path, make_index,
+                                                                        encoder):
+    """The row describes the bytes actually read; a later run notices any newer change."""
+    from indexer.pipeline import plan
+    from mmsearch.index import content_hash
+
+    shutil.copy2(demo_files(300)[20], tmp_path / "a.png")
+    index = make_index()
+    work = plan([str(tmp_path)], index)
+    assert [j.path for j in work.jobs] == [str(tmp_path / "a.png")]
+    demo_picture(21).resize((200, 200)).save(tmp_path / "a.png")  # changed after listing
+    picture = read_picture(work.jobs[0].path, encoder.preprocess, 448)
+    data = (tmp_path / "a.png").read_bytes()
+    assert (picture.hash, picture.size, picture.width) == (content_hash(data), len(data), 200)
