@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from mmsearch.config import IndexLocation, ModelSpec  # noqa: E402
 from mmsearch.encoder import Encoder  # noqa: E402
-from mmsearch.index import PAGE, ImageRow, Index, _disk_bytes  # noqa: E402
+from mmsearch.index import IMAGES, PAGE, ImageRow, Index, _disk_bytes  # noqa: E402
 from mmsearch.search import Searcher  # noqa: E402
 
 DIM = 512
@@ -75,10 +75,10 @@ def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: 
         # what the app does at start-up in a new process: load the collection, which builds
         # (or reads back) the segment indexes synchronously. In this process the embedded
         # server stays up, so release first to make that load real.
-        index.client.release_collection("images")
+        index.client.release_collection(IMAGES)
         t0 = time.perf_counter()
-        index.client.load_collection("images")
-        open_s = time.perf_counter() - t0
+        index.client.load_collection(IMAGES)
+        load_s = time.perf_counter() - t0
         qs = clip_like(queries, rng, centres)
 
         t0 = time.perf_counter()
@@ -113,7 +113,7 @@ def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: 
             searcher.search_text(texts[i % len(texts)], K)
             e2e.append(time.perf_counter() - t0)
         result = {
-            "vectors": n, "vector_index": vector_index, "insert_rows_s": round(n / insert_s), "load_s": round(open_s, 2),
+            "vectors": n, "vector_index": vector_index, "insert_rows_s": round(n / insert_s), "load_s": round(load_s, 2),
             "disk_mb": round((_disk_bytes(loc) or 0) / 2**20, 1),
             "rss_mb_after_insert": round(rss_after_insert),
             "first_search_ms": round(first_search_ms, 1),

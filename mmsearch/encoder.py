@@ -55,13 +55,14 @@ def check_spec(spec: ModelSpec) -> None:
     """Refuse, before an index is created with it, a model that cannot be what the user meant:
     an unknown architecture, or one given without weights (open_clip would silently build
     untrained weights)."""
-    if spec.name == DEMO_MODEL or spec.is_random:
+    arch = spec.name
+    # demo and random need no weights; hub/local-dir names carry their own weights
+    if arch == DEMO_MODEL or spec.is_random or arch.startswith(("hf-hub:", "local-dir:")):
         return
     open_clip = _open_clip()
-    arch = spec.name
-    if not arch.startswith(("hf-hub:", "local-dir:")) and arch not in open_clip.list_models():
+    if arch not in open_clip.list_models():
         raise ModelLoadError(f"unknown open_clip model {arch!r}; see open_clip.list_models()")
-    if spec.pretrained is None and not arch.startswith(("hf-hub:", "local-dir:")):
+    if spec.pretrained is None:
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none published"
         raise ModelLoadError(f"--model {arch} needs --pretrained: a tag ({tags}), a checkpoint "
                              "file, or 'random' for speed tests")

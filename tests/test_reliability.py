@@ -105,8 +105,7 @@ def test_unreadable_files_and_fifos_are_reported(shared_tmp):
     shutil.copy2(demo_files(6)[-1], secret)
     os.chmod(secret, 0o000)
     os.mkfifo(os.path.join(pics, "pipe.jpg"))  # reading it would block forever
-    for d in (pics,):
-        os.chmod(d, 0o755)
+    os.chmod(pics, 0o755)
     db = os.path.join(shared_tmp, "i.db")
     done = as_nobody(["index", pics, "--db", db, "--model", "demo", "--json"], shared_tmp)
     assert done.returncode == 0, done.stderr
