@@ -108,8 +108,12 @@ def decode_ahead(jobs: list[Job], read: Callable[[Job], Picture], workers: int,
 
 
 def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size: int = 32,
-                workers: int | None = None, progress: bool = True) -> Summary:
-    """Bring the index in line with the pictures under `paths`. Returns what changed."""
+                workers: int | None = None, progress: bool = True,
+                on_progress: Callable[[int, int], None] | None = None) -> Summary:
+    """Bring the index in line with the pictures under `paths`. Returns what changed.
+
+    `progress` draws a terminal bar; `on_progress(done, total)` is called as pictures are
+    read (the app's progress bar)."""
     import torch
     from tqdm import tqdm
 
@@ -162,8 +166,11 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
 
     bar = tqdm(total=len(work.jobs), unit="img", desc="indexing", disable=not progress,
                dynamic_ncols=True, leave=False)
+    if on_progress:
+        on_progress(0, len(work.jobs))
     try:
-        for job, result in decode_ahead(work.jobs, read, workers, ahead=2 * batch_size + workers):
+        stream = decode_ahead(work.jobs, read, workers, ahead=2 * batch_size + workers)
+        for done, (job, result) in enumerate(stream, 1):
             if isinstance(result, BadPicture):
                 summary.errors.append({"path": job.path, "reason": str(result)})
                 if job.known_hash is not None:  # it was indexed, but is no longer readable
@@ -175,6 +182,8 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
             if len(batch) >= batch_size or len(touched) >= batch_size:
                 flush()
             bar.update(1)
+            if on_progress:
+                on_progress(done, len(work.jobs))
         flush()
     finally:
         bar.close()

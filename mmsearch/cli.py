@@ -1,4 +1,4 @@
-"""`mmsearch` command line: index, search, stats, ui, demo. A thin layer over the library."""
+"""`mmsearch` command line: index, search, duplicates, stats, ui, demo. A thin layer over the library."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 
 from mmsearch import __version__
+from mmsearch.search import NOT_WEIGHT
 
 
 def _add_location(p: argparse.ArgumentParser) -> None:
@@ -16,6 +17,27 @@ def _add_location(p: argparse.ArgumentParser) -> None:
     g.add_argument("--db", metavar="PATH", help="embedded Milvus Lite index directory")
     g.add_argument("--uri", metavar="URI", help="Milvus server, e.g. http://127.0.0.1:19530")
     g.add_argument("--token", metavar="TOKEN", help="Milvus token (user:password or API key)")
+
+
+class _PartAction(argparse.Action):
+    """--image / --not: collect the query parts in command-line order (for --weight)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        parts = list(getattr(namespace, self.dest, None) or [])
+        parts.append([option_string.lstrip("-"), value, None])
+        setattr(namespace, self.dest, parts)
+
+
+class _WeightAction(argparse.Action):
+    """--weight W: the weight of the part named just before it (of the words if none)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        parts = list(getattr(namespace, self.dest, None) or [])
+        if parts:
+            parts[-1][2] = value
+        else:
+            namespace.text_weight = value
+        setattr(namespace, self.dest, parts)
 
 
 def _location(args):
@@ -42,11 +64,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
-    p = sub.add_parser("search", help="search by text and/or an example picture")
+    p = sub.add_parser(
+        "search", help="search by text and/or example pictures",
+        description="Look for pictures by words and example pictures, minus what to leave out. "
+        "The query is the weighted sum of the parts' unit vectors (see the README).",
+        epilog='example: mmsearch search "beach" --image me.jpg --not "people" --weight 0.7')
     p.add_argument("text", nargs="?", default="", help="what to look for, in words")
-    p.add_argument("--image", metavar="FILE", help="an example picture (reverse image search)")
+    p.add_argument("--image", metavar="FILE", action=_PartAction, dest="parts",
+                   help="an example picture to look for (reverse image search); may repeat")
+    p.add_argument("--not", metavar="TEXT|FILE", action=_PartAction, dest="parts",
+                   help="words or a picture file to leave out; may repeat "
+                   f"(default weight {NOT_WEIGHT})")
+    p.add_argument("--weight", metavar="W", type=float, action=_WeightAction, dest="parts",
+                   help="weight of the --image or --not just before it (of the words when no "
+                   "part comes before it); default 1")
+    p.add_argument("--min-score", metavar="S", type=float, help="drop results scoring below S")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print results as a JSON array")
+    f = p.add_argument_group("filters (applied inside the index)")
+    f.add_argument("--in", metavar="FOLDER", dest="folder", help="only pictures under FOLDER")
+    f.add_argument("--since", metavar="DATE", help="taken on or after DATE (YYYY[-MM[-DD]]; "
+                   "EXIF date, else the file's time)")
+    f.add_argument("--until", metavar="DATE", help="taken on or before DATE (whole day/month/year)")
+    f.add_argument("--min-width", metavar="PX", type=int)
+    f.add_argument("--min-height", metavar="PX", type=int)
+    f.add_argument("--orientation", choices=["landscape", "portrait", "square"])
+    _add_location(p)
+
+    p = sub.add_parser("duplicates", help="groups of identical and near-identical pictures")
+    p.add_argument("--threshold", type=float, default=None, metavar="S",
+                   help="similarity at or above which two pictures are near-duplicates "
+                   "(default 0.99; 0.999 for the demo model)")
+    p.add_argument("--json", action="store_true",
+                   help='print a JSON list of groups, each a list of {"path", "score"}')
     _add_location(p)
 
     p = sub.add_parser("stats", help="what is in the index")
@@ -100,24 +150,63 @@ def cmd_index(args) -> int:
     return 0
 
 
-def cmd_search(args) -> int:
-    from mmsearch.search import Query, Searcher, load_query_image
+def _query(args):
+    """The Query the search flags describe."""
+    from mmsearch.filters import Filters
+    from mmsearch.search import NOT_WEIGHT, Part, Query, load_query_image
 
+    parts = []
+    if args.text.strip():
+        parts.append(Part(text=args.text, weight=getattr(args, "text_weight", 1.0)))
+    for flag, value, weight in args.parts or []:
+        if flag == "image":
+            parts.append(Part(image=load_query_image(value), weight=abs(weight or 1.0)))
+        else:  # --not: a picture file when one exists by that name, else words
+            weight = -abs(NOT_WEIGHT if weight is None else weight)
+            parts.append(Part(image=load_query_image(value), weight=weight)
+                         if os.path.isfile(value) else Part(text=value, weight=weight))
+    filters = Filters.parse(args.folder, args.since, args.until, args.min_width,
+                            args.min_height, args.orientation)
+    return Query(parts, filters=filters, min_score=args.min_score)
+
+
+def cmd_search(args) -> int:
+    from mmsearch.search import Searcher
+
+    query = _query(args)  # bad flags fail before the index and model are opened
     searcher = Searcher.open(_location(args))
     try:
-        query = Query(texts=[args.text] if args.text.strip() else [],
-                      images=[load_query_image(args.image)] if args.image else [])
         hits = searcher.search(query, k=args.k)
     finally:
         searcher.close()
     if args.json:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
     elif not hits:
-        print("no results (is the index empty? see `mmsearch stats`)")
+        print("no results (nothing matches the filters and --min-score, or the index is empty: "
+              "see `mmsearch stats`)")
     else:
         print(f"{'rank':>4}  {'score':>6}  path")
         for rank, h in enumerate(hits, 1):
             print(f"{rank:>4}  {h.score:6.3f}  {h.path}")
+    return 0
+
+
+def cmd_duplicates(args) -> int:
+    from mmsearch.duplicates import default_threshold, find_duplicates
+    from mmsearch.index import Index
+
+    with Index.open(_location(args)) as index:
+        threshold = default_threshold(index.model) if args.threshold is None else args.threshold
+        groups = find_duplicates(index, threshold)
+    if args.json:
+        print(json.dumps([[m.to_json() for m in g] for g in groups], ensure_ascii=False))
+    elif not groups:
+        print(f"no duplicates at similarity >= {threshold}")
+    else:
+        for n, group in enumerate(groups, 1):
+            print(f"group {n} ({len(group)} pictures)")
+            for m in group:
+                print(f"  {m.score:6.3f}  {m.path}")
     return 0
 
 
@@ -151,8 +240,8 @@ def cmd_demo(args) -> int:
     return run_demo(db=args.db, launch=not args.no_launch, host=args.host, port=args.port)
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "stats": cmd_stats, "ui": cmd_ui,
-            "demo": cmd_demo}
+COMMANDS = {"index": cmd_index, "search": cmd_search, "duplicates": cmd_duplicates,
+            "stats": cmd_stats, "ui": cmd_ui, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from mmsearch.config import IndexLocation, ModelSpec
+from mmsearch.filters import quote, under_folder
 
 IMAGES = "images"
 META = "mmsearch_meta"
@@ -87,11 +88,6 @@ def path_id(path: str) -> int:
 
 def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _quote(value: str) -> str:
-    """A string literal for a Milvus filter expression."""
-    return json.dumps(value, ensure_ascii=False)
 
 
 def quiet_backend_logs() -> None:
@@ -246,7 +242,7 @@ class Index:
                                        "dummy": [0.0, 0.0]}])
 
     def _get_meta(self, key: str, default=None):
-        rows = self.client.query(META, filter=f"key == {_quote(key)}", output_fields=["value"])
+        rows = self.client.query(META, filter=f"key == {quote(key)}", output_fields=["value"])
         return json.loads(rows[0]["value"]) if rows else default
 
     def _load(self) -> None:
@@ -314,10 +310,12 @@ class Index:
 
     def rows_under(self, folder: str) -> Iterator[dict]:
         """path, size, mtime and hash of every indexed picture under `folder`."""
-        prefix = folder.rstrip(os.sep) + os.sep
-        expr = f"path like {_quote(_escape_like(prefix) + '%')}"
-        it = self.client.query_iterator(IMAGES, batch_size=PAGE, filter=expr,
-                                        output_fields=["path", "size", "mtime", "hash"])
+        return self.iter_rows(("path", "size", "mtime", "hash"), under_folder(folder))
+
+    def iter_rows(self, fields: Iterable[str], filter: str = "") -> Iterator[dict]:
+        """The given fields of every row matching `filter`, a page at a time."""
+        it = self.client.query_iterator(IMAGES, batch_size=PAGE, filter=filter,
+                                        output_fields=list(fields))
         try:
             while batch := it.next():
                 yield from batch
@@ -339,22 +337,23 @@ class Index:
 
     # -- search --------------------------------------------------------------------------
     def search(self, vector: np.ndarray, k: int = 20, filter: str = "") -> list[Hit]:
+        return self.search_many([vector], k, filter)[0]
+
+    def search_many(self, vectors, k: int = 20, filter: str = "") -> list[list[Hit]]:
+        """The top-k rows matching `filter` for each vector, best first (one request)."""
         k = max(1, min(int(k), 16384))
         res = self.client.search(
-            IMAGES, data=[np.asarray(vector, np.float32).tolist()], anns_field="vector",
-            limit=k, filter=filter, output_fields=["path", "width", "height", "hash"],
+            IMAGES, data=[np.asarray(v, np.float32).tolist() for v in vectors],
+            anns_field="vector", limit=k, filter=filter,
+            output_fields=["path", "width", "height", "hash"],
             search_params={"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}})
-        return [Hit(e["path"], float(h["distance"]), e["width"], e["height"], e["hash"])
-                for h in res[0] for e in [h["entity"]]]
+        return [[Hit(e["path"], float(h["distance"]), e["width"], e["height"], e["hash"])
+                 for h in hits for e in [h["entity"]]] for hits in res]
 
     def stats(self) -> dict:
         return {"images": self.count(), "model": self.model.label, "location": str(self.location),
                 "dim": self.dim, "roots": self.roots, "last_indexed": self.last_indexed,
                 "disk_bytes": _disk_bytes(self.location)}
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _disk_bytes(location: IndexLocation) -> int | None:

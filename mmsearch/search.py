@@ -1,9 +1,15 @@
 """Query composition and search: sentences and pictures in, ranked pictures out.
 
-A query is a weighted sum of unit vectors: each text or picture part is encoded, multiplied
-by its weight, the parts are added and the sum is normalised back to unit length. Its
-cosine similarity with every indexed picture is the score. The CLI and the app both call
-`Searcher`, so they rank identically.
+A query is a list of parts: words, example pictures, or pictures already in the index (by
+path, using their stored vectors). Each part is encoded to a unit vector v_i and given a
+weight w_i, positive for what to look for and negative for what to leave out (`--not`, "less
+like this"). The query vector is the weighted sum normalised back to unit length:
+
+    q = sum(w_i * v_i) / |sum(w_i * v_i)|
+
+and a picture's score is its cosine similarity with q (what Milvus's COSINE metric returns).
+Filters restrict the candidates inside Milvus; `min_score` drops results below a cutoff. The
+CLI and the app both go through `Searcher`, so they rank identically.
 """
 
 from __future__ import annotations
@@ -16,24 +22,60 @@ from PIL import Image
 
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.encoder import Encoder
+from mmsearch.filters import Filters
 from mmsearch.images import BadPicture, open_image, to_rgb
 from mmsearch.index import Hit, Index
+
+# A negative part at full weight cancels most of what two CLIP vectors share (the "photo of
+# something" direction), so `--not` defaults to half weight.
+NOT_WEIGHT = 0.5
+# Relevance feedback ("more/less like this"), after Rocchio: the liked pictures together weigh
+# LIKE_WEIGHT and the disliked ones -DISLIKE_WEIGHT, however many there are, so the typed
+# query keeps its say.
+LIKE_WEIGHT = 0.75
+DISLIKE_WEIGHT = 0.25
 
 
 class QueryError(ValueError):
     """A query that cannot be run; the message says why in one line."""
 
 
+@dataclass(frozen=True)
+class Part:
+    """One thing the query is made of: exactly one of `text`, `image` or `indexed` (the
+    path of an indexed picture). A negative weight means "not like this"."""
+
+    text: str | None = None
+    image: Image.Image | None = field(default=None, compare=False)
+    indexed: str | None = None
+    weight: float = 1.0
+
+
 @dataclass
 class Query:
-    texts: list[str] = field(default_factory=list)
-    images: list[Image.Image] = field(default_factory=list)
-    text_weight: float = 1.0
-    image_weight: float = 1.0
+    parts: list[Part] = field(default_factory=list)
+    filters: Filters = field(default_factory=Filters)
+    min_score: float | None = None
+
+    @classmethod
+    def of(cls, texts=(), images=(), without=(), without_weight: float = NOT_WEIGHT,
+           **kwargs) -> "Query":
+        """Texts and pictures to look for, plus texts to leave out, all at default weights."""
+        parts = [Part(text=t) for t in texts if t and t.strip()]
+        parts += [Part(image=im) for im in images]
+        parts += [Part(text=t, weight=-abs(without_weight)) for t in without if t and t.strip()]
+        return cls(parts, **kwargs)
 
     @property
     def empty(self) -> bool:
-        return not self.texts and not self.images
+        return not any(p.weight > 0 for p in self.parts)
+
+
+def feedback_parts(liked=(), disliked=()) -> list[Part]:
+    """Parts for indexed pictures marked "more like this" (liked) or "less like this"."""
+    liked, disliked = list(dict.fromkeys(liked)), list(dict.fromkeys(disliked))
+    return ([Part(indexed=p, weight=LIKE_WEIGHT / len(liked)) for p in liked]
+            + [Part(indexed=p, weight=-DISLIKE_WEIGHT / len(disliked)) for p in disliked])
 
 
 def compose(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
@@ -85,30 +127,41 @@ class Searcher:
 
     def vector(self, query: Query) -> np.ndarray:
         if query.empty:
-            raise QueryError("empty query: type some words or give an example picture")
-        parts: list[tuple[np.ndarray, float]] = []
-        if query.texts:
-            parts += [(v, query.text_weight) for v in self.encoder.encode_texts(query.texts)]
-        if query.images:
-            parts += [(v, query.image_weight) for v in self.encoder.encode_images(query.images)]
-        return compose(parts)
+            raise QueryError("empty query: type some words or give an example picture "
+                             "(what to leave out alone is not a query)")
+        texts = [p for p in query.parts if p.text is not None]
+        images = [p for p in query.parts if p.image is not None]
+        indexed = [p for p in query.parts if p.indexed is not None]
+        pairs: list[tuple[np.ndarray, float]] = []
+        if texts:
+            pairs += zip(self.encoder.encode_texts([p.text for p in texts]),
+                         [p.weight for p in texts])
+        if images:
+            pairs += zip(self.encoder.encode_images([p.image for p in images]),
+                         [p.weight for p in images])
+        if indexed:
+            stored = self.index.get_rows([p.indexed for p in indexed], ("vector",))
+            for p in indexed:
+                if p.indexed not in stored:
+                    raise QueryError(f"{p.indexed or 'that picture'} is not in the index")
+                pairs.append((np.asarray(stored[p.indexed]["vector"], np.float32), p.weight))
+        return compose(pairs)
 
     def search(self, query: Query, k: int = 20) -> list[Hit]:
-        return self.index.search(self.vector(query), k=k)
+        hits = self.index.search(self.vector(query), k=k, filter=query.filters.expression())
+        if query.min_score is not None:
+            hits = [h for h in hits if h.score >= query.min_score]
+        return hits
 
-    def search_text(self, text: str, k: int = 20) -> list[Hit]:
-        text = (text or "").strip()
-        return self.search(Query(texts=[text] if text else []), k)
+    def search_text(self, text: str, k: int = 20, **kwargs) -> list[Hit]:
+        return self.search(Query.of(texts=[text or ""], **kwargs), k)
 
-    def search_image(self, image, k: int = 20) -> list[Hit]:
-        return self.search(Query(images=[load_query_image(image)]), k)
+    def search_image(self, image, k: int = 20, **kwargs) -> list[Hit]:
+        return self.search(Query.of(images=[load_query_image(image)], **kwargs), k)
 
-    def search_similar(self, path: str, k: int = 20) -> list[Hit]:
+    def search_similar(self, path: str, k: int = 20, **kwargs) -> list[Hit]:
         """Pictures like an indexed one, from its stored vector (no re-decoding)."""
-        row = self.index.get_rows([path], ("vector",)).get(path)
-        if row is None:
-            raise QueryError(f"{path or 'that picture'} is not in the index")
-        return self.index.search(np.asarray(row["vector"], np.float32), k=k)
+        return self.search(Query([Part(indexed=path or "")], **kwargs), k)
 
     def close(self) -> None:
         self.index.close()

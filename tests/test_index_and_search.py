@@ -109,7 +109,7 @@ def test_text_and_picture_together_are_summed(demo_index, encoder):
     v_text = encoder.encode_texts(["a yellow bag"])[0]
     v_img = encoder.encode_images([Image.open(example).convert("RGB")])[0]
     expected = (v_text + v_img) / np.linalg.norm(v_text + v_img)
-    q = Query(texts=["a yellow bag"], images=[Image.open(example).convert("RGB")])
+    q = Query.of(texts=["a yellow bag"], images=[Image.open(example).convert("RGB")])
     assert np.allclose(searcher.vector(q), expected, atol=1e-5)
     hits = searcher.search(q, k=5)
     assert hits[0].score == pytest.approx(float(expected @ encoder.encode_images(

@@ -12,65 +12,14 @@ import sys
 import gradio as gr
 
 from mmsearch.config import IndexLocation
-from mmsearch.index import Hit, IndexError_
+from mmsearch.filters import ORIENTATIONS
+from mmsearch.index import IndexError_
 from mmsearch.search import QueryError, Searcher
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
+from ui.handlers import ANY, MAX_GROUPS, Handlers, caption, stats_markdown  # noqa: F401
 
 DEFAULT_K = 24
 MAX_UPLOAD = "20mb"
-
-
-def caption(hit: Hit) -> str:
-    return f"{hit.score:.3f} · {os.path.basename(hit.path)}"
-
-
-def stats_markdown(searcher: Searcher) -> str:
-    s = searcher.index.stats()
-    folders = ", ".join(f"`{r}`" for r in s["roots"]) or "none yet"
-    return (f"**{s['images']}** pictures · model **{s['model']}** · index `{s['location']}` · "
-            f"folders: {folders}")
-
-
-class Handlers:
-    """What the page's events do, as plain functions (tested without a browser)."""
-
-    def __init__(self, searcher: Searcher, thumbs: Thumbnails):
-        self.searcher = searcher
-        self.thumbs = thumbs
-
-    def gallery(self, hits: list[Hit]) -> tuple[list[tuple[str, str]], list[str]]:
-        """(gallery items, the result paths in the same order)."""
-        items, paths = [], []
-        for h in hits:
-            preview = self.thumbs.ensure(h.path, h.hash)
-            if preview is not None:  # deleted or broken since indexing: leave it out
-                items.append((str(preview), caption(h)))
-                paths.append(h.path)
-        return items, paths
-
-    def _run(self, search, *args):
-        try:
-            return self.gallery(search(*args))
-        except QueryError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-
-    def search_text(self, query: str, k: float):
-        return self._run(self.searcher.search_text, query or "", int(k))
-
-    def search_image(self, image: str | None, k: float):
-        if not image:
-            raise gr.Error("no picture: drop an example picture first", print_exception=False)
-        return self._run(self.searcher.search_image, image, int(k))
-
-    def search_similar(self, path: str, k: float):
-        return self._run(self.searcher.search_similar, path or "", int(k))
-
-    def select(self, paths: list[str], k: float, index: int):
-        """A click on result `index`: show its path and search for similar pictures."""
-        if not paths or not 0 <= index < len(paths):
-            raise gr.Error("that result is gone; search again", print_exception=False)
-        items, new_paths = self.search_similar(paths[index], k)
-        return items, new_paths, paths[index]
 
 
 def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
@@ -78,47 +27,145 @@ def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
 
     with gr.Blocks(title="mmsearch") as app:
         gr.Markdown("## mmsearch — find pictures by words or by example")
-        stats = gr.Markdown(stats_markdown(searcher))
-        with gr.Row():
-            with gr.Column(scale=3):
-                query = gr.Textbox(label="Describe the picture",
-                                   placeholder="a red dress · sepatu lari ringan · a black bag",
-                                   autofocus=True)
+        with gr.Tab("Search"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    query = gr.Textbox(label="Describe the picture", autofocus=True,
+                                       placeholder="a red dress · sepatu lari ringan · a black bag")
+                    without = gr.Textbox(label="Without (words to leave out, comma-separated)",
+                                         placeholder="people, red")
+                with gr.Column(scale=1):
+                    # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload
+                    # gets mmsearch's one-line reason instead of a component error
+                    example = gr.File(label="…and/or an example picture", type="filepath",
+                                      file_types=["image", ".heic", ".heif"], height=120)
+            with gr.Row():
+                go = gr.Button("Search", variant="primary", scale=1)
+                k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results", scale=2)
+                min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
+            with gr.Accordion("Filters", open=False):
                 with gr.Row():
-                    go = gr.Button("Search", variant="primary")
-                    k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results")
-            with gr.Column(scale=1):
-                # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload
-                # gets mmsearch's one-line reason instead of a component error
-                example = gr.File(label="…or drop an example picture", type="filepath",
-                                  file_types=["image", ".heic", ".heif"], height=120)
-        gallery = gr.Gallery(label="Results (click one to find similar pictures)",
-                             elem_id="results", columns=6, height="auto", allow_preview=False,
-                             object_fit="contain")
-        selected = gr.Textbox(label="Selected picture", interactive=False, buttons=["copy"])
-        paths = gr.State([])
+                    folder = gr.Dropdown(label="In folder", choices=[""] + searcher.index.roots,
+                                         value="", allow_custom_value=True)
+                    since = gr.Textbox(label="Since (YYYY[-MM[-DD]])", placeholder="2024-05")
+                    until = gr.Textbox(label="Until", placeholder="2024-12-31")
+                with gr.Row():
+                    orientation = gr.Radio([ANY, *ORIENTATIONS], value=ANY, label="Orientation")
+                    min_width = gr.Number(label="Min width (px)", value=0, precision=0)
+                    min_height = gr.Number(label="Min height (px)", value=0, precision=0)
+            gallery = gr.Gallery(label="Results: click one to see it large and select it",
+                                 elem_id="results", columns=6, height="auto",
+                                 allow_preview=True, object_fit="contain")
+            with gr.Row():
+                selected = gr.Textbox(label="Selected picture", interactive=False,
+                                      buttons=["copy"], scale=3, elem_id="selected")
+                similar = gr.Button("Find similar", scale=1, elem_id="similar")
+                more = gr.Button("More like this", scale=1, elem_id="more")
+                less = gr.Button("Less like this", scale=1, elem_id="less")
+                clear = gr.Button("Forget likes", scale=1, size="sm")
+            feedback = gr.Markdown()
+            paths, liked, disliked = gr.State([]), gr.State([]), gr.State([])
 
-        go.click(h.search_text, [query, k], [gallery, paths], api_name="search_text")
-        query.submit(h.search_text, [query, k], [gallery, paths], api_name=False)
-        example.upload(h.search_image, [example, k], [gallery, paths], api_name="search_image")
+        flt = [folder, since, until, orientation, min_width, min_height]
+        form = [query, without, example, liked, disliked, k, min_score, *flt]
+        for trigger in (go.click, query.submit, without.submit, example.upload):
+            trigger(h.search, form, [gallery, paths],
+                    api_name="search" if trigger == go.click else False)
+        # Endpoints for scripts (gradio_client) that send only words or only a picture: the
+        # page never changes these hidden inputs, the API calls them directly.
+        hidden_text = gr.Textbox(visible=False)
+        hidden_file = gr.File(visible=False, type="filepath")
+        hidden_text.change(h.search_text, [hidden_text, k], [gallery, paths],
+                           api_name="search_text")
+        hidden_file.upload(h.search_image, [hidden_file, k], [gallery, paths],
+                           api_name="search_image")
 
-        def on_select(result_paths: list[str], k: float, evt: gr.SelectData):
-            return h.select(result_paths, k, evt.index)
+        def on_select(result_paths: list[str], evt: gr.SelectData):
+            return result_paths[evt.index] if 0 <= evt.index < len(result_paths) else ""
 
-        gallery.select(on_select, [paths, k], [gallery, paths, selected], api_name=False)
+        gallery.select(on_select, [paths], [selected], api_name=False)
+        similar.click(lambda p, k_, s, *f: h.search_similar(p, k_, s, **dict(zip(FILTER_KEYS, f))),
+                      [selected, k, min_score, *flt], [gallery, paths], api_name=False)
+
+        def mark(more_: bool):
+            def handler(sel, lk, dk, *rest):
+                lk, dk = h.mark(sel, lk, dk, more_)
+                items, new_paths = h.search(rest[0], rest[1], rest[2], lk, dk, *rest[3:])
+                return lk, dk, h.feedback_markdown(lk, dk), items, new_paths
+            return handler
+
+        rest = [query, without, example, k, min_score, *flt]
+        for button, more_ in ((more, True), (less, False)):
+            button.click(mark(more_), [selected, liked, disliked, *rest],
+                         [liked, disliked, feedback, gallery, paths], api_name=False)
+        clear.click(lambda: ([], [], ""), None, [liked, disliked, feedback], api_name=False)
+
+        with gr.Tab("Duplicates"):
+            with gr.Row():
+                threshold = gr.Slider(0.8, 1.0, value=h.default_threshold(), step=0.0001,
+                                      label="Similarity threshold (copies score near 1)")
+                find = gr.Button("Find duplicates", variant="primary")
+            groups = gr.State([])
+            count = gr.Markdown()
+            find.click(h.duplicate_groups, [threshold], [groups], api_name="duplicates") \
+                .then(lambda g: f"**{len(g)}** groups" + (f" (showing the first {MAX_GROUPS})"
+                                                            if len(g) > MAX_GROUPS else ""),
+                      [groups], [count], api_name=False)
+
+            @gr.render(inputs=[groups])
+            def draw_groups(found: list[list[dict]]):
+                for n, group in enumerate(found[:MAX_GROUPS], 1):
+                    gr.Gallery(h.group_gallery(group), label=f"Group {n} · {len(group)} pictures",
+                               columns=8, rows=1, height=190, allow_preview=True,
+                               object_fit="contain")
+
+        with gr.Tab("Index"):
+            stats = gr.Markdown(stats_markdown(searcher), elem_id="stats")
+            with gr.Row():
+                new_folder = gr.Textbox(label="Folder on this computer", scale=3,
+                                        placeholder="/home/you/Pictures")
+                add = gr.Button("Add and index", variant="primary", scale=1)
+                rescan = gr.Button("Re-scan all folders", scale=1)
+            result = gr.Textbox(label="Last run", interactive=False)
+
+            def add_folder(path: str, progress=gr.Progress()):
+                summary = h.index_folders([path], _progress(progress))
+                return summary["line"], stats_markdown(searcher), _roots_update(searcher)
+
+            def rescan_all(progress=gr.Progress()):
+                summary = h.rescan(_progress(progress))
+                return summary["line"], stats_markdown(searcher), _roots_update(searcher)
+
+            add.click(add_folder, [new_folder], [result, stats, folder], api_name="index_folder",
+                      concurrency_limit=1, concurrency_id="indexing")
+            rescan.click(rescan_all, None, [result, stats, folder], api_name="rescan",
+                         concurrency_limit=1, concurrency_id="indexing")
 
         def search_similar(path: str, k: int = DEFAULT_K) -> list[dict]:
-            """Pictures like an indexed one (what a click does), as [{"file", "score"}].
+            """Pictures like an indexed one, as [{"file", "score"}].
             ("file", not "path": gradio_client would take a "path" dict for a download.)"""
             try:
-                return [{"file": hit.path, "score": round(hit.score, 6)}
-                        for hit in searcher.search_similar(path, int(k))]
+                hits = searcher.search_similar(path, int(k))
             except QueryError as exc:
                 raise gr.Error(str(exc), print_exception=False) from None
+            return [{"file": hit.path, "score": round(hit.score, 6)} for hit in hits]
 
         gr.api(search_similar, api_name="search_similar")
         app.load(lambda: stats_markdown(searcher), None, stats, api_name=False)
     return app
+
+
+FILTER_KEYS = ("folder", "since", "until", "orientation", "min_width", "min_height")
+
+
+def _progress(progress: gr.Progress):
+    def report(done: int, total: int) -> None:
+        progress((done, total) if total else None, desc="indexing", unit="pictures")
+    return report
+
+
+def _roots_update(searcher: Searcher):
+    return gr.Dropdown(choices=[""] + searcher.index.roots)
 
 
 def parse_auth(value: str) -> list[tuple[str, str]]:

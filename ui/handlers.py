@@ -1,0 +1,190 @@
+"""What the app's events do, as plain functions over mmsearch (tested without a browser).
+
+Every search goes through mmsearch.Searcher with a mmsearch Query; this module only turns
+form values into that Query and results into gallery items.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import gradio as gr
+
+from mmsearch.duplicates import default_threshold, find_duplicates
+from mmsearch.filters import Filters, FilterError
+from mmsearch.index import Hit, IndexError_
+from mmsearch.search import NOT_WEIGHT, Part, Query, QueryError, Searcher, feedback_parts, \
+    load_query_image
+from mmsearch.thumbnails import Thumbnails
+
+ANY = "any"
+MAX_GROUPS = 30  # groups drawn in the Duplicates tab; the count says how many there are
+
+
+def caption(hit: Hit) -> str:
+    return f"{hit.score:.3f} · {os.path.basename(hit.path)}"
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "on the server"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def stats_markdown(searcher: Searcher) -> str:
+    s = searcher.index.stats()
+    folders = ", ".join(f"`{r}`" for r in s["roots"]) or "none yet"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["last_indexed"])) \
+        if s["last_indexed"] else "never"
+    return (f"**{s['images']}** pictures · model **{s['model']}** · "
+            f"{human_bytes(s['disk_bytes'])} on disk · last indexed {when}  \n"
+            f"index `{s['location']}` · folders: {folders}")
+
+
+def _fail(exc: Exception):
+    raise gr.Error(str(exc), print_exception=False) from None
+
+
+class Handlers:
+    def __init__(self, searcher: Searcher, thumbs: Thumbnails):
+        self.searcher = searcher
+        self.thumbs = thumbs
+
+    # -- results -------------------------------------------------------------------------
+    def gallery(self, hits: list[Hit]) -> tuple[list[tuple[str, str]], list[str]]:
+        """(gallery items, the result paths in the same order)."""
+        items, paths = [], []
+        for h in hits:
+            preview = self.thumbs.ensure(h.path, h.hash)
+            if preview is not None:  # deleted or broken since indexing: leave it out
+                items.append((str(preview), caption(h)))
+                paths.append(h.path)
+        return items, paths
+
+    def _run(self, search: Callable, *args, **kwargs):
+        try:
+            return self.gallery(search(*args, **kwargs))
+        except (QueryError, FilterError) as exc:
+            _fail(exc)
+
+    # -- the search form -----------------------------------------------------------------
+    @staticmethod
+    def filters(folder: str = "", since: str = "", until: str = "", orientation: str = ANY,
+                min_width: float | None = None, min_height: float | None = None) -> Filters:
+        return Filters.parse(folder or None, since or None, until or None,
+                             int(min_width or 0), int(min_height or 0),
+                             None if orientation in (None, "", ANY) else orientation)
+
+    def query(self, text: str, without: str, example: str | None, liked: list[str],
+              disliked: list[str], min_score: float, **filters) -> Query:
+        parts = [Part(text=text)] if (text or "").strip() else []
+        if example:
+            parts.append(Part(image=load_query_image(example)))
+        parts += [Part(text=w.strip(), weight=-NOT_WEIGHT)
+                  for w in (without or "").split(",") if w.strip()]
+        parts += feedback_parts(liked or [], disliked or [])
+        return Query(parts, filters=self.filters(**filters),
+                     min_score=float(min_score) if min_score else None)
+
+    def search(self, text: str, without: str, example: str | None, liked: list[str],
+               disliked: list[str], k: float, min_score: float, folder: str = "",
+               since: str = "", until: str = "", orientation: str = ANY,
+               min_width: float | None = None, min_height: float | None = None):
+        """Everything in the form: words, "without" words (comma-separated), an example
+        picture, the pictures marked more/less like this, cutoff and filters."""
+        try:
+            query = self.query(text, without, example, liked, disliked, min_score,
+                               folder=folder, since=since, until=until,
+                               orientation=orientation, min_width=min_width,
+                               min_height=min_height)
+        except (QueryError, FilterError) as exc:
+            _fail(exc)
+        return self._run(self.searcher.search, query, int(k))
+
+    def search_text(self, text: str, k: float):
+        return self._run(self.searcher.search_text, text or "", int(k))
+
+    def search_image(self, image: str | None, k: float):
+        if not image:
+            raise gr.Error("no picture: drop an example picture first", print_exception=False)
+        return self._run(self.searcher.search_image, image, int(k))
+
+    def search_similar(self, path: str, k: float, min_score: float = 0.0, **filters):
+        try:
+            flt = self.filters(**filters)
+        except FilterError as exc:
+            _fail(exc)
+        return self._run(self.searcher.search_similar, path or "", int(k), filters=flt,
+                         min_score=float(min_score) if min_score else None)
+
+    # -- feedback ------------------------------------------------------------------------
+    @staticmethod
+    def mark(selected: str, liked: list[str], disliked: list[str], more: bool):
+        """Add the selected picture to "more like this" (or "less"), out of the other list."""
+        if not selected:
+            raise gr.Error("click a result first", print_exception=False)
+        liked = [p for p in liked if p != selected]
+        disliked = [p for p in disliked if p != selected]
+        (liked if more else disliked).append(selected)
+        return liked, disliked
+
+    @staticmethod
+    def feedback_markdown(liked: list[str], disliked: list[str]) -> str:
+        if not liked and not disliked:
+            return ""
+        names = lambda ps: ", ".join(os.path.basename(p) for p in ps) or "–"  # noqa: E731
+        return f"more like: {names(liked)} · less like: {names(disliked)}"
+
+    # -- duplicates ----------------------------------------------------------------------
+    def duplicate_groups(self, threshold: float | None) -> list[list[dict]]:
+        """[[{"file", "score"}, ...], ...] ("file", not "path": gradio_client would take a
+        "path" dict for a file to download)."""
+        try:
+            groups = find_duplicates(self.searcher.index, threshold)
+        except ValueError as exc:
+            _fail(exc)
+        return [[{"file": m.path, "score": round(m.score, 6)} for m in g] for g in groups]
+
+    def group_gallery(self, group: list[dict]) -> list[tuple[str, str]]:
+        hits = self.searcher.index.get_rows([m["file"] for m in group], ("hash",))
+        items = []
+        for m in group:
+            row = hits.get(m["file"])
+            preview = self.thumbs.ensure(m["file"], row["hash"]) if row else None
+            if preview is not None:
+                items.append((str(preview), f"{m['score']:.4f} · {os.path.basename(m['file'])}"))
+        return items
+
+    def default_threshold(self) -> float:
+        return default_threshold(self.searcher.index.model)
+
+    # -- index management ----------------------------------------------------------------
+    def index_folders(self, folders: list[str],
+                      on_progress: Callable[[int, int], None] | None = None) -> dict:
+        """Index (or re-scan) folders on this machine into the open index; the summary."""
+        from indexer.pipeline import index_paths
+
+        folders = [os.path.abspath(os.path.expanduser(f.strip())) for f in folders if f.strip()]
+        if not folders:
+            raise gr.Error("type the path of a folder on this computer", print_exception=False)
+        missing = [f for f in folders if not os.path.isdir(f)]
+        if missing:
+            raise gr.Error(f"no such folder: {missing[0]}", print_exception=False)
+        try:
+            summary = index_paths(folders, self.searcher.index, self.searcher.encoder,
+                                  progress=False, on_progress=on_progress)
+        except IndexError_ as exc:
+            _fail(exc)
+        return summary.to_json() | {"line": summary.line()}
+
+    def rescan(self, on_progress: Callable[[int, int], None] | None = None) -> dict:
+        roots = self.searcher.index.roots
+        if not roots:
+            raise gr.Error("nothing indexed yet: add a folder first", print_exception=False)
+        return self.index_folders(roots, on_progress)
