@@ -165,3 +165,83 @@ def test_auth_is_enforced_over_http(demo_index, encoder):
         assert len(authed.predict("a bag", 2, api_name="/search_text")) == 2
     finally:
         app.close()
+
+
+def test_search_endpoint_composes_words_without_and_filters(client, demo_index):
+    def labels(gallery):
+        return [label_of(item["caption"].split(" · ")[1]) for item in gallery]
+
+    plain = labels(client.predict(text="a dress", without="", example=None, k=10,
+                                  api_name="/search"))
+    without = labels(client.predict(text="a dress", without="red, black", example=None, k=10,
+                                    api_name="/search"))
+    assert sum(lab["colour"] == "red" for lab in plain) >= 2
+    assert not any(lab["colour"] in ("red", "black") for lab in without)
+    cut = client.predict(text="a dress", without="", example=None, k=50, min_score=0.6,
+                         api_name="/search")
+    assert 0 < len(cut) < 50
+    assert all(float(item["caption"].split(" · ")[0]) >= 0.6 for item in cut)
+    none = client.predict(text="a dress", without="", example=None, since="2000",
+                          until="2000-01", api_name="/search")
+    assert none == []
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="cannot read the date"):
+        client.predict(text="a dress", without="", example=None, since="yesterday",
+                       api_name="/search")
+
+
+def test_duplicates_endpoint_returns_groups(client):
+    groups = client.predict(0.9999, api_name="/duplicates")
+    assert isinstance(groups, list)
+    for group in groups:
+        assert len(group) >= 2 and all(set(m) == {"file", "score"} for m in group)
+        assert all(m["score"] >= 0.9999 - 1e-6 for m in group)
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(1.5, api_name="/duplicates")
+
+
+def test_feedback_marks_move_between_lists():
+    from ui.handlers import Handlers
+
+    liked, disliked = Handlers.mark("/p/a.png", [], ["/p/a.png"], more=True)
+    assert (liked, disliked) == (["/p/a.png"], [])
+    liked, disliked = Handlers.mark("/p/b.png", liked, disliked, more=False)
+    assert (liked, disliked) == (["/p/a.png"], ["/p/b.png"])
+    assert Handlers.feedback_markdown(liked, disliked) == "more like: a.png · less like: b.png"
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="click a result"):
+        Handlers.mark("", liked, disliked, more=True)
+
+
+def test_index_tab_adds_a_folder_rescans_and_shows_stats(make_index, encoder, tmp_path):
+    import shutil
+
+    index = make_index("managed.db")
+    folder = tmp_path / "new pictures"
+    folder.mkdir()
+    for f in demo_files(12):
+        shutil.copy(f, folder / f.name)
+    port = free_port()
+    app = launch(Searcher(index, encoder), port=port, block=False)
+    try:
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        line, stats, _ = c.predict(str(folder), api_name="/index_folder")
+        assert line.startswith("added 12, updated 0, removed 0")
+        assert "**12** pictures" in stats and "last indexed 20" in stats and str(folder) in stats
+        gallery = c.predict("a bag", 3, api_name="/search_text")
+        assert len(gallery) == 3
+        shutil.copy(demo_files(13)[-1], folder / "late.png")
+        (folder / demo_files(1)[0].name).unlink()
+        line, stats, _ = c.predict(api_name="/rescan")
+        assert line.startswith("added 1, updated 0, removed 1, unchanged 11")
+        assert "**12** pictures" in stats
+        from gradio_client.exceptions import AppError
+
+        with pytest.raises(AppError, match="no such folder"):
+            c.predict(str(tmp_path / "nowhere"), api_name="/index_folder")
+    finally:
+        app.close()

@@ -33,7 +33,7 @@ def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
                     query = gr.Textbox(label="Describe the picture", autofocus=True,
                                        placeholder="a red dress · sepatu lari ringan · a black bag")
                     without = gr.Textbox(label="Without (words to leave out, comma-separated)",
-                                         placeholder="people, red")
+                                         placeholder="people, red", value="")
                 with gr.Column(scale=1):
                     # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload
                     # gets mmsearch's one-line reason instead of a component error
@@ -47,8 +47,9 @@ def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
                 with gr.Row():
                     folder = gr.Dropdown(label="In folder", choices=[""] + searcher.index.roots,
                                          value="", allow_custom_value=True)
-                    since = gr.Textbox(label="Since (YYYY[-MM[-DD]])", placeholder="2024-05")
-                    until = gr.Textbox(label="Until", placeholder="2024-12-31")
+                    since = gr.Textbox(label="Since (YYYY[-MM[-DD]])", placeholder="2024-05",
+                                       value="")
+                    until = gr.Textbox(label="Until", placeholder="2024-12-31", value="")
                 with gr.Row():
                     orientation = gr.Radio([ANY, *ORIENTATIONS], value=ANY, label="Orientation")
                     min_width = gr.Number(label="Min width (px)", value=0, precision=0)
@@ -105,7 +106,7 @@ def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
                 threshold = gr.Slider(0.8, 1.0, value=h.default_threshold(), step=0.0001,
                                       label="Similarity threshold (copies score near 1)")
                 find = gr.Button("Find duplicates", variant="primary")
-            groups = gr.State([])
+            groups = gr.JSON(visible=False)  # a JSON output, so the API returns the groups
             count = gr.Markdown()
             find.click(h.duplicate_groups, [threshold], [groups], api_name="duplicates") \
                 .then(lambda g: f"**{len(g)}** groups" + (f" (showing the first {MAX_GROUPS})"
@@ -113,8 +114,8 @@ def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
                       [groups], [count], api_name=False)
 
             @gr.render(inputs=[groups])
-            def draw_groups(found: list[list[dict]]):
-                for n, group in enumerate(found[:MAX_GROUPS], 1):
+            def draw_groups(found: list[list[dict]] | None):
+                for n, group in enumerate((found or [])[:MAX_GROUPS], 1):
                     gr.Gallery(h.group_gallery(group), label=f"Group {n} · {len(group)} pictures",
                                columns=8, rows=1, height=190, allow_preview=True,
                                object_fit="contain")
