@@ -20,127 +20,21 @@ from ui.handlers import ANY, MAX_GROUPS, Handlers, caption, stats_markdown  # no
 
 DEFAULT_K = 24
 MAX_UPLOAD = "20mb"
+# A duplicate group is a short row of small pictures, not a few stretched to the full width.
+# New results close the large preview first (it would show another picture in that place).
+CLOSE_PREVIEW = ("(...args) => { document.querySelector('#results button[aria-label=\"Close\"]')"
+                 "?.click(); return args; }")
+CSS = ".duplicate-group .grid-container { grid-template-columns: repeat(8, minmax(0, 1fr)) !important; }"
 
 
 def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
     h = Handlers(searcher, thumbs)
-
     with gr.Blocks(title="mmsearch") as app:
         gr.Markdown("## mmsearch — find pictures by words or by example")
-        with gr.Tab("Search"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    query = gr.Textbox(label="Describe the picture", autofocus=True,
-                                       placeholder="a red dress · sepatu lari ringan · a black bag")
-                    without = gr.Textbox(label="Without (words to leave out, comma-separated)",
-                                         placeholder="people, red", value="")
-                with gr.Column(scale=1):
-                    # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload
-                    # gets mmsearch's one-line reason instead of a component error
-                    example = gr.File(label="…and/or an example picture", type="filepath",
-                                      file_types=["image", ".heic", ".heif"], height=120)
-            with gr.Row():
-                go = gr.Button("Search", variant="primary", scale=1)
-                k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results", scale=2)
-                min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
-            with gr.Accordion("Filters", open=False):
-                with gr.Row():
-                    folder = gr.Dropdown(label="In folder", choices=[""] + searcher.index.roots,
-                                         value="", allow_custom_value=True)
-                    since = gr.Textbox(label="Since (YYYY[-MM[-DD]])", placeholder="2024-05",
-                                       value="")
-                    until = gr.Textbox(label="Until", placeholder="2024-12-31", value="")
-                with gr.Row():
-                    orientation = gr.Radio([ANY, *ORIENTATIONS], value=ANY, label="Orientation")
-                    min_width = gr.Number(label="Min width (px)", value=0, precision=0)
-                    min_height = gr.Number(label="Min height (px)", value=0, precision=0)
-            gallery = gr.Gallery(label="Results: click one to see it large and select it",
-                                 elem_id="results", columns=6, height="auto",
-                                 allow_preview=True, object_fit="contain")
-            with gr.Row():
-                selected = gr.Textbox(label="Selected picture", interactive=False,
-                                      buttons=["copy"], scale=3, elem_id="selected")
-                similar = gr.Button("Find similar", scale=1, elem_id="similar")
-                more = gr.Button("More like this", scale=1, elem_id="more")
-                less = gr.Button("Less like this", scale=1, elem_id="less")
-                clear = gr.Button("Forget likes", scale=1, size="sm")
-            feedback = gr.Markdown()
-            paths, liked, disliked = gr.State([]), gr.State([]), gr.State([])
-
-        flt = [folder, since, until, orientation, min_width, min_height]
-        form = [query, without, example, liked, disliked, k, min_score, *flt]
-        for trigger in (go.click, query.submit, without.submit, example.upload):
-            trigger(h.search, form, [gallery, paths],
-                    api_name="search" if trigger == go.click else False)
-        # Endpoints for scripts (gradio_client) that send only words or only a picture: the
-        # page never changes these hidden inputs, the API calls them directly.
-        hidden_text = gr.Textbox(visible=False)
-        hidden_file = gr.File(visible=False, type="filepath")
-        hidden_text.change(h.search_text, [hidden_text, k], [gallery, paths],
-                           api_name="search_text")
-        hidden_file.upload(h.search_image, [hidden_file, k], [gallery, paths],
-                           api_name="search_image")
-
-        def on_select(result_paths: list[str], evt: gr.SelectData):
-            return result_paths[evt.index] if 0 <= evt.index < len(result_paths) else ""
-
-        gallery.select(on_select, [paths], [selected], api_name=False)
-        similar.click(lambda p, k_, s, *f: h.search_similar(p, k_, s, **dict(zip(FILTER_KEYS, f))),
-                      [selected, k, min_score, *flt], [gallery, paths], api_name=False)
-
-        def mark(more_: bool):
-            def handler(sel, lk, dk, *rest):
-                lk, dk = h.mark(sel, lk, dk, more_)
-                items, new_paths = h.search(rest[0], rest[1], rest[2], lk, dk, *rest[3:])
-                return lk, dk, h.feedback_markdown(lk, dk), items, new_paths
-            return handler
-
-        rest = [query, without, example, k, min_score, *flt]
-        for button, more_ in ((more, True), (less, False)):
-            button.click(mark(more_), [selected, liked, disliked, *rest],
-                         [liked, disliked, feedback, gallery, paths], api_name=False)
-        clear.click(lambda: ([], [], ""), None, [liked, disliked, feedback], api_name=False)
-
-        with gr.Tab("Duplicates"):
-            with gr.Row():
-                threshold = gr.Slider(0.8, 1.0, value=h.default_threshold(), step=0.0001,
-                                      label="Similarity threshold (copies score near 1)")
-                find = gr.Button("Find duplicates", variant="primary")
-            groups = gr.JSON(visible=False)  # a JSON output, so the API returns the groups
-            count = gr.Markdown()
-            find.click(h.duplicate_groups, [threshold], [groups], api_name="duplicates") \
-                .then(lambda g: f"**{len(g)}** groups" + (f" (showing the first {MAX_GROUPS})"
-                                                            if len(g) > MAX_GROUPS else ""),
-                      [groups], [count], api_name=False)
-
-            @gr.render(inputs=[groups])
-            def draw_groups(found: list[list[dict]] | None):
-                for n, group in enumerate((found or [])[:MAX_GROUPS], 1):
-                    gr.Gallery(h.group_gallery(group), label=f"Group {n} · {len(group)} pictures",
-                               columns=8, rows=1, height=190, allow_preview=True,
-                               object_fit="contain")
-
-        with gr.Tab("Index"):
-            stats = gr.Markdown(stats_markdown(searcher), elem_id="stats")
-            with gr.Row():
-                new_folder = gr.Textbox(label="Folder on this computer", scale=3,
-                                        placeholder="/home/you/Pictures")
-                add = gr.Button("Add and index", variant="primary", scale=1)
-                rescan = gr.Button("Re-scan all folders", scale=1)
-            result = gr.Textbox(label="Last run", interactive=False)
-
-            def add_folder(path: str, progress=gr.Progress()):
-                summary = h.index_folders([path], _progress(progress))
-                return summary["line"], stats_markdown(searcher), _roots_update(searcher)
-
-            def rescan_all(progress=gr.Progress()):
-                summary = h.rescan(_progress(progress))
-                return summary["line"], stats_markdown(searcher), _roots_update(searcher)
-
-            add.click(add_folder, [new_folder], [result, stats, folder], api_name="index_folder",
-                      concurrency_limit=1, concurrency_id="indexing")
-            rescan.click(rescan_all, None, [result, stats, folder], api_name="rescan",
-                         concurrency_limit=1, concurrency_id="indexing")
+        with gr.Tabs():
+            folder = _search_tab(h)
+            _duplicates_tab(h)
+            stats = _index_tab(h, folder)
 
         def search_similar(path: str, k: int = DEFAULT_K) -> list[dict]:
             """Pictures like an indexed one, as [{"file", "score"}].
@@ -156,6 +50,139 @@ def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
     return app
 
 
+def _search_tab(h: Handlers) -> gr.Dropdown:
+    """Words, "without" words, an example picture, filters, results, feedback buttons."""
+    with gr.Tab("Search"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                query = gr.Textbox(label="Describe the picture", autofocus=True,
+                                   placeholder="a red dress · sepatu lari ringan · a black bag")
+                without = gr.Textbox(label="Without (words to leave out, comma-separated)",
+                                     placeholder="people, red", value="")
+            with gr.Column(scale=1):
+                # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload
+                # gets mmsearch's one-line reason instead of a component error
+                example = gr.File(label="…and/or an example picture", type="filepath",
+                                  file_types=["image", ".heic", ".heif"], height=150)
+        with gr.Row():
+            go = gr.Button("Search", variant="primary", scale=1)
+            k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results", scale=2)
+            min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
+        with gr.Accordion("Filters", open=False):
+            with gr.Row():
+                folder = gr.Dropdown(label="In folder", choices=["", *h.searcher.index.roots],
+                                     value="", allow_custom_value=True)
+                since = gr.Textbox(label="Since (YYYY[-MM[-DD]])", placeholder="2024-05",
+                                   value="")
+                until = gr.Textbox(label="Until", placeholder="2024-12-31", value="")
+            with gr.Row():
+                orientation = gr.Radio([ANY, *ORIENTATIONS], value=ANY, label="Orientation")
+                min_width = gr.Number(label="Min width (px)", value=0, precision=0)
+                min_height = gr.Number(label="Min height (px)", value=0, precision=0)
+        gallery = gr.Gallery(label="Results: click one to see it large and select it",
+                             elem_id="results", columns=6, height="auto", allow_preview=True,
+                             object_fit="contain")
+        with gr.Row():
+            selected = gr.Textbox(label="Selected picture", interactive=False, buttons=["copy"],
+                                  scale=3, elem_id="selected")
+            similar = gr.Button("Find similar", scale=1, elem_id="similar")
+            more = gr.Button("More like this", scale=1, elem_id="more")
+            less = gr.Button("Less like this", scale=1, elem_id="less")
+            forget = gr.Button("Forget likes", scale=1, size="sm")
+        feedback = gr.Markdown(elem_id="feedback")
+        paths, liked, disliked = gr.State([]), gr.State([]), gr.State([])
+        # Inputs for scripts (gradio_client) that send only words or only a picture: the
+        # page never changes them, the API calls their events directly.
+        text_only = gr.Textbox(visible=False)
+        picture_only = gr.File(visible=False, type="filepath")
+
+    flt = [folder, since, until, orientation, min_width, min_height]
+    form = [query, without, example, liked, disliked, k, min_score, *flt]
+    for trigger in (go.click, query.submit, without.submit, example.upload):
+        trigger(h.search, form, [gallery, paths], js=CLOSE_PREVIEW,
+                api_name="search" if trigger == go.click else False)
+    text_only.change(h.search_text, [text_only, k], [gallery, paths], api_name="search_text")
+    picture_only.upload(h.search_image, [picture_only, k], [gallery, paths],
+                        api_name="search_image")
+
+    def on_select(result_paths: list[str], evt: gr.SelectData) -> str:
+        return result_paths[evt.index] if 0 <= evt.index < len(result_paths) else ""
+
+    def find_similar(path, k_, cutoff, *filters):
+        return h.search_similar(path, k_, cutoff, **dict(zip(FILTER_KEYS, filters)))
+
+    def mark(more_: bool):
+        def handler(sel, liked_, disliked_, text, without_, example_, *rest):
+            liked_, disliked_ = h.mark(sel, liked_, disliked_, more_)
+            items, new_paths = h.search(text, without_, example_, liked_, disliked_, *rest)
+            return liked_, disliked_, h.feedback_markdown(liked_, disliked_), items, new_paths
+        return handler
+
+    gallery.select(on_select, [paths], [selected], api_name=False)
+    similar.click(find_similar, [selected, k, min_score, *flt], [gallery, paths],
+                  js=CLOSE_PREVIEW, api_name=False)
+    for button, more_ in ((more, True), (less, False)):
+        button.click(mark(more_), [selected, liked, disliked, query, without, example, k,
+                                   min_score, *flt],
+                     [liked, disliked, feedback, gallery, paths], js=CLOSE_PREVIEW,
+                     api_name=False)
+    forget.click(lambda: ([], [], ""), None, [liked, disliked, feedback], api_name=False)
+    return folder
+
+
+def _duplicates_tab(h: Handlers) -> None:
+    with gr.Tab("Duplicates"):
+        with gr.Row():
+            threshold = gr.Slider(0.8, 1.0, value=h.default_threshold(), step=0.0001,
+                                  label="Similarity threshold (copies score near 1)")
+            find = gr.Button("Find duplicates", variant="primary", elem_id="find-duplicates")
+        groups = gr.JSON(visible=False)  # a JSON output, so the API returns the groups
+        count = gr.Markdown(elem_id="group-count")
+
+        @gr.render(inputs=[groups])
+        def draw_groups(found: list[list[dict]] | None):
+            for n, group in enumerate((found or [])[:MAX_GROUPS], 1):
+                gr.Gallery(h.group_gallery(group), label=f"Group {n} · {len(group)} pictures",
+                           columns=8, height=175, allow_preview=True,
+                           object_fit="contain", elem_classes=["duplicate-group"])
+
+    def describe(found: list[list[dict]]) -> str:
+        more = f" (showing the first {MAX_GROUPS})" if len(found) > MAX_GROUPS else ""
+        return f"**{len(found)}** groups of near-duplicates{more}"
+
+    find.click(h.duplicate_groups, [threshold], [groups], api_name="duplicates") \
+        .then(describe, [groups], [count], api_name=False)
+
+
+def _index_tab(h: Handlers, folder_filter: gr.Dropdown) -> gr.Markdown:
+    """Stats, add a folder, re-scan; indexing runs one at a time, with a progress bar."""
+    searcher = h.searcher
+    with gr.Tab("Index"):
+        stats = gr.Markdown(stats_markdown(searcher), elem_id="stats")
+        with gr.Row():
+            new_folder = gr.Textbox(label="Folder on this computer", scale=3,
+                                    placeholder="/home/you/Pictures")
+            add = gr.Button("Add and index", variant="primary", scale=1)
+            rescan = gr.Button("Re-scan all folders", scale=1)
+        result = gr.Textbox(label="Last run", interactive=False)
+
+    def done(summary: dict):
+        return (summary["line"], stats_markdown(searcher),
+                gr.Dropdown(choices=["", *searcher.index.roots]))
+
+    def add_folder(path: str, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
+        return done(h.index_folders([path], _progress(progress)))
+
+    def rescan_all(progress=gr.Progress()):  # noqa: B008
+        return done(h.rescan(_progress(progress)))
+
+    outputs = [result, stats, folder_filter]
+    add.click(add_folder, [new_folder], outputs, api_name="index_folder",
+              concurrency_limit=1, concurrency_id="indexing")
+    rescan.click(rescan_all, None, outputs, api_name="rescan", concurrency_id="indexing")
+    return stats
+
+
 FILTER_KEYS = ("folder", "since", "until", "orientation", "min_width", "min_height")
 
 
@@ -163,10 +190,6 @@ def _progress(progress: gr.Progress):
     def report(done: int, total: int) -> None:
         progress((done, total) if total else None, desc="indexing", unit="pictures")
     return report
-
-
-def _roots_update(searcher: Searcher):
-    return gr.Dropdown(choices=[""] + searcher.index.roots)
 
 
 def parse_auth(value: str) -> list[tuple[str, str]]:
@@ -190,7 +213,7 @@ def launch(searcher: Searcher, host: str = "127.0.0.1", port: int = 7860, block:
     thumbs.folder.mkdir(parents=True, exist_ok=True)
     app = build_app(searcher, thumbs)
     app.queue(default_concurrency_limit=4)
-    app.launch(server_name=host, server_port=port, allowed_paths=[str(thumbs.folder)],
+    app.launch(css=CSS, server_name=host, server_port=port, allowed_paths=[str(thumbs.folder)],
                max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, show_error=True,
                quiet=not block, auth=auth or None, share=share)
     return app
