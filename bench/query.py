@@ -3,6 +3,10 @@ the end-to-end text query (encode + search) through mmsearch's Searcher.
 
     python bench/query.py [--sizes 10000,100000] [--queries 200] [--out bench/results/query.json]
     python bench/query.py --sizes 1000000 --queries 100      # the 1M run (minutes, ~4 GB disk)
+    python bench/query.py --uri http://127.0.0.1:19530 [--server-pid PID]   # a Milvus server
+
+With --uri the collections go into a database of their own (`mmsearch_bench`), dropped after
+each size; --server-pid reports the server process's resident memory.
 
 Vectors are synthetic but shaped like CLIP embeddings (clustered, 512-d, unit length); the
 store's speed does not depend on where vectors came from. The text encoder is ViT-B-32's
@@ -55,12 +59,34 @@ def rss_mb() -> float:
     return 0.0
 
 
-def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: int = 0) -> dict:
+def process_rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmRSS"))
+
+
+def wait_for_index(index: Index, n: int, timeout: float = 3600) -> None:
+    """A Milvus server builds segment indexes in the background after a flush; measure
+    searches once they are built (Milvus Lite builds them on load and reports nothing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = index.client.describe_index(IMAGES, "vector") or {}
+        if "indexed_rows" not in info or int(info["indexed_rows"]) >= n:
+            return
+        time.sleep(2)
+
+
+def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: int = 0,
+               uri: str | None = None, server_pid: int | None = None) -> dict:
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(max(16, n // 500), DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     with tempfile.TemporaryDirectory() as tmp:
-        loc = IndexLocation.resolve(db=Path(tmp) / "q.db")
+        loc = IndexLocation.resolve(uri=f"{uri.rstrip('/')}/{BENCH_DB}") if uri \
+            else IndexLocation.resolve(db=Path(tmp) / "q.db")
+        if uri:
+            drop_bench_database(loc)
         index = Index.open(loc, model=SPEC, create_model=SPEC, dim=DIM, vector_index=vector_index)
         vectors = np.empty((n, DIM), np.float32)
         t0 = time.perf_counter()
@@ -72,6 +98,9 @@ def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: 
         index.flush()  # as the indexer does at the end of a run
         insert_s = time.perf_counter() - t0
         rss_after_insert = rss_mb()
+        t0 = time.perf_counter()
+        wait_for_index(index, n)
+        index_build_s = time.perf_counter() - t0
         # what the app does at start-up in a new process: load the collection, which builds
         # (or reads back) the segment indexes synchronously. In this process the embedded
         # server stays up, so release first to make that load real.
@@ -112,9 +141,12 @@ def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: 
             t0 = time.perf_counter()
             searcher.search_text(texts[i % len(texts)], K)
             e2e.append(time.perf_counter() - t0)
+        server_rss = process_rss_mb(server_pid)
         result = {
-            "vectors": n, "vector_index": vector_index, "insert_rows_s": round(n / insert_s), "load_s": round(load_s, 2),
-            "disk_mb": round((_disk_bytes(loc) or 0) / 2**20, 1),
+            "vectors": n, "vector_index": vector_index, "store": "server" if uri else "embedded",
+            "insert_rows_s": round(n / insert_s), "index_build_wait_s": round(index_build_s, 1),
+            "load_s": round(load_s, 2), "server_rss_mb": server_rss and round(server_rss),
+            "disk_mb": None if uri else round((_disk_bytes(loc) or 0) / 2**20, 1),
             "rss_mb_after_insert": round(rss_after_insert),
             "first_search_ms": round(first_search_ms, 1),
             "milvus_p50_ms": round(pct(milvus, 50), 2), "milvus_p95_ms": round(pct(milvus, 95), 2),
@@ -126,7 +158,26 @@ def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: 
         result["text_query_vs_encode_plus_numpy"] = round(
             result["text_query_p50_ms"] / (result["text_encode_p50_ms"] + result["numpy_p50_ms"]), 2)
         index.close()
+        if uri:
+            drop_bench_database(loc)
     return result
+
+
+BENCH_DB = "mmsearch_bench"
+
+
+def drop_bench_database(loc: IndexLocation) -> None:
+    from pymilvus import MilvusClient
+
+    address, name = loc.server_database()
+    client = MilvusClient(uri=address, token=loc.token or "")
+    if name in client.list_databases():
+        inner = MilvusClient(uri=loc.uri, token=loc.token or "")
+        for collection in inner.list_collections():
+            inner.drop_collection(collection)
+        inner.close()
+        client.drop_database(name)
+    client.close()
 
 
 def main(argv=None) -> dict:
@@ -134,18 +185,22 @@ def main(argv=None) -> dict:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--vector-index", default="HNSW", choices=["HNSW", "FLAT"])
+    ap.add_argument("--uri", help="benchmark a Milvus server instead of the embedded index")
+    ap.add_argument("--server-pid", type=int, help="the server's process id, for its memory")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     encoder = Encoder(SPEC).warm()
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        rows.append(bench_size(n, args.queries, encoder, args.vector_index))
+        rows.append(bench_size(n, args.queries, encoder, args.vector_index, uri=args.uri,
+                               server_pid=args.server_pid))
         print(json.dumps(rows[-1]), flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {"cpus": os.cpu_count(), "precision": encoder.dtype_name, "peak_rss_mb": round(peak),
               "results": rows}
-    out = args.out or Path(__file__).parent / "results" / (
-        "query_1m.json" if max(r["vectors"] for r in rows) >= 1_000_000 else "query.json")
+    name = ("query_1m" if max(r["vectors"] for r in rows) >= 1_000_000 else "query") + \
+        ("_server" if args.uri else "")
+    out = args.out or Path(__file__).parent / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print("\n| vectors | Milvus p50/p95 ms | numpy p50/p95 ms | recall@10 | text query p50 ms "

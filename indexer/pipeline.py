@@ -19,7 +19,8 @@ import numpy as np
 from indexer.decode import BadPicture, Picture, enable_heif, read_picture
 from indexer.walk import find_pictures, roots_of
 from mmsearch.encoder import Encoder
-from mmsearch.index import ImageRow, Index
+from mmsearch.config import Shard
+from mmsearch.index import ImageRow, Index, path_id
 
 
 @dataclass
@@ -62,17 +63,18 @@ class Plan:
     unchanged: int
 
 
-def plan(roots: list[str], index: Index) -> Plan:
-    """Compare the folders with the index: what to (re)read, what to drop, what to leave."""
+def plan(roots: list[str], index: Index, shard: Shard = Shard()) -> Plan:
+    """Compare the folders with the index: what to (re)read, what to drop, what to leave.
+    With a shard, only its share of the files is considered (and only its rows removed)."""
     jobs: list[Job] = []
     removed: list[str] = []
     unchanged = 0
     for root in roots:
-        if os.path.isdir(root):
-            known = {r["path"]: r for r in index.rows_under(root)}
-        else:
-            known = index.get_rows([root])
+        rows = index.rows_under(root) if os.path.isdir(root) else index.get_rows([root]).values()
+        known = {r["path"]: r for r in rows if shard.owns(path_id(r["path"]))}
         for path in find_pictures(root):
+            if not shard.owns(path_id(path)):
+                continue
             row = known.pop(path, None)
             try:
                 st = os.stat(path)
@@ -109,7 +111,8 @@ def decode_ahead(jobs: list[Job], read: Callable[[Job], Picture], workers: int,
 
 def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size: int = 32,
                 workers: int | None = None, progress: bool = True,
-                on_progress: Callable[[int, int], None] | None = None) -> Summary:
+                on_progress: Callable[[int, int], None] | None = None,
+                shard: Shard = Shard()) -> Summary:
     """Bring the index in line with the pictures under `paths`. Returns what changed.
 
     `progress` draws a terminal bar; `on_progress(done, total)` is called as pictures are
@@ -124,7 +127,7 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
             summary.errors.append({"path": root, "reason": "no such file or folder"})
     roots = [r for r in roots if os.path.exists(r)]
     enable_heif()
-    work = plan(roots, index)
+    work = plan(roots, index, shard)
     index.delete_paths(work.removed)
     summary.removed = len(work.removed)
     summary.unchanged = work.unchanged

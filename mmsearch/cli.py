@@ -1,4 +1,5 @@
-"""`mmsearch` command line: index, search, duplicates, stats, ui, demo. A thin layer over the library."""
+"""`mmsearch` command line: index, search, duplicates, stats, ui, demo, serve-index,
+export, import. A thin layer over the library."""
 
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "'random' (untrained, for speed tests only)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPUs)")
+    p.add_argument("--shard", metavar="i/N", help="index only the files whose path hashes to i "
+                   "of N (0 <= i < N): run N indexers, on one machine or several, into one Milvus "
+                   "server with no overlap and no gaps")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     p = sub.add_parser(
@@ -99,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help='print a JSON list of groups, each a list of {"path", "score"}')
     _add_location(p)
 
+    p = sub.add_parser("serve-index", help="serve an embedded index over gRPC (milvus-lite "
+                       "server), so the app and indexers can use it at the same time via --uri")
+    p.add_argument("--data-dir", metavar="DIR", help="the embedded index directory (default: "
+                   "$MMSEARCH_DB or ~/.local/share/mmsearch/index.db)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=19530)
+
+    p = sub.add_parser("export", help="write the index (rows, vectors, model) to a Parquet file")
+    p.add_argument("file", metavar="FILE.parquet")
+    _add_location(p)
+
+    p = sub.add_parser("import", help="load an export into an index (e.g. a Milvus server) "
+                       "without re-embedding")
+    p.add_argument("file", metavar="FILE.parquet")
+    _add_location(p)
+
     p = sub.add_parser("stats", help="what is in the index")
     p.add_argument("--json", action="store_true")
     _add_location(p)
@@ -125,10 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_index(args) -> int:
     from indexer.pipeline import index_paths
-    from mmsearch.config import ModelSpec
+    from mmsearch.config import ModelSpec, Shard
     from mmsearch.encoder import Encoder, check_spec
     from mmsearch.index import Index
 
+    shard = Shard.parse(args.shard)
     requested = ModelSpec.parse(args.model, args.pretrained) \
         if (args.model or args.pretrained) else None
     if requested is not None:
@@ -140,7 +161,8 @@ def cmd_index(args) -> int:
         if index.model.is_random:
             print(f"note: model {index.model.label}", file=sys.stderr)
         summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
-                              workers=args.workers, progress=not args.json and sys.stderr.isatty())
+                              workers=args.workers, shard=shard,
+                              progress=not args.json and sys.stderr.isatty())
     if args.json:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
     else:
@@ -210,6 +232,52 @@ def cmd_duplicates(args) -> int:
     return 0
 
 
+def cmd_serve_index(args) -> int:
+    from mmsearch.config import IndexLocation
+    from mmsearch.index import IndexInUseError
+
+    location = IndexLocation.resolve(db=args.data_dir)
+    if not location.is_embedded:  # $MMSEARCH_URI is set: that index is served already
+        raise ValueError("serve-index serves an embedded index directory: give --data-dir")
+    data_dir = location.db
+    from milvus_lite.adapter.grpc.server import run_server
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: --host {args.host} lets anyone on your network read and change the "
+              "index (Milvus Lite has no authentication)", file=sys.stderr)
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    print(f"serving {data_dir} on {url}; use --uri {url} (or export MMSEARCH_URI={url}) with "
+          "every mmsearch command; Ctrl+C stops", file=sys.stderr, flush=True)
+    try:
+        run_server(str(data_dir), host=args.host, port=args.port)
+    except Exception as exc:  # the directory lock, a port in use: one line, not a traceback
+        text = str(exc)
+        if "lock" in text.lower() or "Open local milvus failed" in text:
+            raise IndexInUseError(f"the index {data_dir} is open in another process; close it "
+                                  "first (the server must be its only user)") from None
+        raise ValueError(f"cannot serve {data_dir} on port {args.port}: {text}") from None
+    return 0
+
+
+def cmd_export(args) -> int:
+    from mmsearch.index import Index
+    from mmsearch.transfer import export_index
+
+    with Index.open(_location(args)) as index:
+        count = export_index(index, args.file)
+        print(f"exported {count} pictures ({index.model.label}) to {args.file}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from mmsearch.transfer import import_index
+
+    index, count = import_index(args.file, _location(args))
+    with index:
+        print(f"imported {count} pictures into {index.location} ({index.count()} in the index)")
+    return 0
+
+
 def cmd_stats(args) -> int:
     from mmsearch.index import Index
 
@@ -241,7 +309,8 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "duplicates": cmd_duplicates,
-            "stats": cmd_stats, "ui": cmd_ui, "demo": cmd_demo}
+            "stats": cmd_stats, "ui": cmd_ui, "demo": cmd_demo, "serve-index": cmd_serve_index,
+            "export": cmd_export, "import": cmd_import}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,5 +97,38 @@ class IndexLocation:
     def is_embedded(self) -> bool:
         return self.uri is None
 
+    def server_database(self) -> tuple[str, str | None]:
+        """(server address, database name): `http://host:19530/photos` -> database `photos`
+        (several indexes on one server); no path -> Milvus's default database."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.uri or "")
+        name = parts.path.strip("/") or None
+        return urlunsplit(parts._replace(path="")), name
+
     def __str__(self) -> str:
         return str(self.db) if self.is_embedded else str(self.uri)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`--shard i/N`: this process indexes the files whose path hashes to i modulo N
+    (0 <= i < N), so N indexers share one folder with no overlap and no gaps."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Shard":
+        if not text:
+            return cls()
+        try:
+            i, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            i, n = -1, 0
+        if not 0 <= i < n:
+            raise ValueError(f"--shard takes i/N with 0 <= i < N (e.g. 0/2 and 1/2), not {text!r}")
+        return cls(i, n)
+
+    def owns(self, path_id: int) -> bool:
+        return self.count == 1 or path_id % self.count == self.index

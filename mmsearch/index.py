@@ -134,7 +134,7 @@ class Index:
         try:
             return MilvusClient(uri=uri, token=location.token or "")
         except MilvusException as exc:
-            text = str(exc)
+            text = getattr(exc, "message", None) or str(exc)
             if location.is_embedded and ("lock" in text.lower() or "Open local milvus failed" in text):
                 raise IndexInUseError(
                     f"the index {location.db} is in use by another mmsearch process (the app or an "
@@ -142,6 +142,26 @@ class Index:
                     f"{location.db} --port 19530` and pass --uri http://127.0.0.1:19530 to every "
                     "mmsearch command.") from None
             raise IndexError_(f"cannot open the index at {location}: {text}") from None
+
+    @staticmethod
+    def create_database(location: IndexLocation) -> None:
+        """On a server, create the database named in the URI (`http://host:19530/photos`)
+        if it is missing: one server can hold several indexes."""
+        address, name = location.server_database()
+        if location.is_embedded or name is None:
+            return
+        client = Index.connect(IndexLocation(uri=address, token=location.token))
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            if name not in client.list_databases():
+                client.create_database(name)
+        except MilvusException as exc:
+            if name not in client.list_databases():  # not another indexer creating it first
+                raise IndexError_(f"cannot create the database {name!r} on {address}: "
+                                  f"{getattr(exc, 'message', exc)}") from None
+        finally:
+            client.close()
 
     @classmethod
     def open(cls, location: IndexLocation, model: ModelSpec | None = None,
@@ -153,6 +173,8 @@ class Index:
         A missing one is created with `create_model` and `dim` when given, else it is an
         IndexNotFoundError.
         """
+        if create_model is not None:
+            cls.create_database(location)
         client = cls.connect(location)
         try:
             recorded = cls._read_meta(client)
@@ -197,7 +219,7 @@ class Index:
             meta.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field
             mparams = self.client.prepare_index_params()
             mparams.add_index("dummy", index_type="FLAT", metric_type="L2")
-            self.client.create_collection(META, schema=meta, index_params=mparams)
+            self._create_collection(META, meta, mparams)
             self._put_meta("index", {"schema": SCHEMA_VERSION, "model": self.model.to_record(),
                                      "dim": self.dim, "created": time.time()})
         if self.client.has_collection(IMAGES):
@@ -217,7 +239,18 @@ class Index:
         params = self.client.prepare_index_params()
         params.add_index("vector", index_type=vector_index, metric_type="COSINE",
                          params=VECTOR_INDEX_PARAMS.get(vector_index, {}))
-        self.client.create_collection(IMAGES, schema=schema, index_params=params)
+        self._create_collection(IMAGES, schema, params)
+
+    def _create_collection(self, name: str, schema, params) -> None:
+        """Create a collection; when several indexers (shards) start at once on one server,
+        the first one creates it and the others use it."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            self.client.create_collection(name, schema=schema, index_params=params)
+        except MilvusException:
+            if not self.client.has_collection(name):
+                raise
 
     @contextmanager
     def _writing(self):
