@@ -54,8 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"mmsearch {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("index", help="index (or re-index) folders of pictures")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="folders or picture files")
+    p = sub.add_parser("index", help="index (or re-index) folders of pictures, or import a "
+                       "product catalogue")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders or picture files")
+    p.add_argument("--catalog", metavar="FILE", help="a product catalogue, JSON Lines or CSV: "
+                   "id, image, title[, description] and any other fields (see the README)")
     _add_location(p)
     p.add_argument("--model", help="open_clip architecture, or 'demo' for the embedded model "
                    "(only when the index is created; default ViT-B-32)")
@@ -83,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the --image or --not just before it (of the words when no "
                    "part comes before it); default 1")
     p.add_argument("--min-score", metavar="S", type=float, help="drop results scoring below S")
+    c = p.add_argument_group("catalogues")
+    c.add_argument("--like", metavar="ID", action="append", default=[],
+                   help="recommend items like this one; may repeat")
+    c.add_argument("--dislike", metavar="ID", action="append", default=[],
+                   help="and unlike this one; may repeat")
+    c.add_argument("--where", metavar="EXPR", help="filter on item fields, e.g. \"price < "
+                   "200000 and brand == 'Minuet'\" (grammar in the README)")
+    c.add_argument("--mode", choices=["hybrid", "picture", "text"], default="hybrid",
+                   help="which signals a text query searches (default hybrid: all three)")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print results as a JSON array")
     f = p.add_argument_group("filters (applied inside the index)")
@@ -136,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="index the shipped demo pictures with the embedded model "
                        "and open the app")
     p.add_argument("--db", metavar="PATH", help="where to keep the demo index "
-                   "(default ~/.local/share/mmsearch/demo.db)")
+                   "(default ~/.local/share/mmsearch/demo.db, or demo-catalog.db)")
+    p.add_argument("--catalog", action="store_true", help="the demo product catalogue "
+                   "(pictures with titles, brands and prices) instead of the picture folder")
     p.add_argument("--no-launch", action="store_true", help="index only, do not open the app")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
@@ -155,20 +169,32 @@ def cmd_index(args) -> int:
     if requested is not None:
         check_spec(requested)
     new_model = requested or ModelSpec.parse(None)  # used only if the index does not exist yet
+    if bool(args.paths) == bool(args.catalog):
+        raise ValueError("give folders to index, or --catalog FILE (not both)")
     with Index.open(_location(args), model=requested, create_model=new_model,
-                    dim=Encoder(new_model).dim) as index:
+                    dim=Encoder(new_model).dim,
+                    kind="catalog" if args.catalog else "folder") as index:
         encoder = Encoder(index.model)
         if index.model.is_random:
             print(f"note: model {index.model.label}", file=sys.stderr)
-        summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
-                              workers=args.workers, shard=shard,
-                              progress=not args.json and sys.stderr.isatty())
+        progress = not args.json and sys.stderr.isatty()
+        if args.catalog:
+            from indexer.catalog import import_catalog
+
+            if shard.count > 1:
+                raise ValueError("--shard splits folders; import a catalogue in one run")
+            summary = import_catalog(args.catalog, index, encoder, batch_size=args.batch_size,
+                                     workers=args.workers, progress=progress)
+        else:
+            summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
+                                  workers=args.workers, shard=shard, progress=progress)
     if args.json:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
     else:
         print(summary.line())
         for e in summary.errors:
-            print(f"  skipped {e['path']}: {e['reason']}")
+            where = f"row {e['row']}" if "row" in e else e["path"]
+            print(f"  skipped {where}: {e['reason']}")
     return 0
 
 
@@ -182,7 +208,8 @@ def _query(args):
         parts.append(Part(text=args.text, weight=getattr(args, "text_weight", 1.0)))
     for flag, value, weight in args.parts or []:
         if flag == "image":
-            parts.append(Part(image=load_query_image(value), weight=abs(weight or 1.0)))
+            parts.append(Part(image=load_query_image(value),
+                              weight=1.0 if weight is None else abs(weight)))
         else:  # --not: a picture file when one exists by that name, else words
             weight = -abs(NOT_WEIGHT if weight is None else weight)
             parts.append(Part(image=load_query_image(value), weight=weight)
@@ -193,14 +220,21 @@ def _query(args):
 
 
 def cmd_search(args) -> int:
-    from mmsearch.search import Searcher
+    from mmsearch.catalog import CatalogIndex
+    from mmsearch.index import Index
 
-    query = _query(args)  # bad flags fail before the index and model are opened
-    searcher = Searcher.open(_location(args))
+    index = Index.open(_location(args))
     try:
-        hits = searcher.search(query, k=args.k)
+        if isinstance(index, CatalogIndex):
+            return _search_catalog(args, index)
+        if args.like or args.dislike or args.where or args.mode != "hybrid":
+            raise ValueError("--like, --dislike, --where and --mode work on catalogues; this "
+                             "is a folder index (see --not, --in and the other filters)")
+        from mmsearch.search import Searcher
+
+        hits = Searcher(index).search(_query(args), k=args.k)
     finally:
-        searcher.close()
+        index.close()
     if args.json:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
     elif not hits:
@@ -213,11 +247,40 @@ def cmd_search(args) -> int:
     return 0
 
 
+def _search_catalog(args, index) -> int:
+    from mmsearch.catalog import CatalogSearcher
+    from mmsearch.encoder import Encoder
+    from mmsearch.search import load_query_image
+
+    parts = args.parts or []
+    if any(flag == "not" for flag, _, _ in parts) or args.folder or args.since or args.until \
+            or args.min_width or args.min_height or args.orientation:
+        raise ValueError("this is a catalogue: leave things out with --dislike ID and filter "
+                         "with --where (--not, --in and the picture filters are for folders)")
+    images = [load_query_image(value) for flag, value, _ in parts if flag == "image"]
+    if len(images) > 1:
+        raise ValueError("a catalogue search takes one --image")
+    hits = CatalogSearcher(index, Encoder(index.model)).search(
+        text=args.text, image=images[0] if images else None, like=args.like,
+        dislike=args.dislike, where=args.where or "", k=args.k, mode=args.mode,
+        min_score=args.min_score)
+    if args.json:
+        print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
+    elif not hits:
+        print("no results (nothing matches --where and --min-score, or the catalogue is empty)")
+    else:
+        print(f"{'rank':>4}  {'score':>6}  {'id':<12}  {'price':>10}  title")
+        for rank, h in enumerate(hits, 1):
+            price = h.fields.get("price", "")
+            print(f"{rank:>4}  {h.score:6.3f}  {h.id:<12}  {price!s:>10}  {h.title}")
+    return 0
+
+
 def cmd_duplicates(args) -> int:
     from mmsearch.duplicates import default_threshold, find_duplicates
     from mmsearch.index import Index
 
-    with Index.open(_location(args)) as index:
+    with Index.open(_location(args), kind="folder") as index:
         threshold = default_threshold(index.model) if args.threshold is None else args.threshold
         groups = find_duplicates(index, threshold)
     if args.json:
@@ -305,7 +368,8 @@ def cmd_ui(args) -> int:
 def cmd_demo(args) -> int:
     from mmsearch.demo import run_demo
 
-    return run_demo(db=args.db, launch=not args.no_launch, host=args.host, port=args.port)
+    return run_demo(db=args.db, launch=not args.no_launch, host=args.host, port=args.port,
+                    catalog=args.catalog)
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "duplicates": cmd_duplicates,

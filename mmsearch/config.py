@@ -16,6 +16,7 @@ RANDOM_WEIGHTS = "random"
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEMO_MODEL_DIR = ASSETS_DIR / "model"
 DEMO_PICTURES_DIR = ASSETS_DIR / "demo"
+DEMO_CATALOG = ASSETS_DIR / "catalog" / "products.jsonl"
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})

@@ -1,39 +1,50 @@
 """`mmsearch demo`: index the shipped pictures with the embedded model, then open the app.
+`mmsearch demo --catalog` does the same with the demo product catalogue (assets/catalog).
 
-Works offline on a fresh clone: the model (assets/model) and the pictures (assets/demo) are
-both in the repository.
+Works offline on a fresh clone: the model (assets/model), the pictures (assets/demo) and the
+catalogue are all in the repository.
 """
 
 from __future__ import annotations
 
 import sys
 
-from mmsearch.config import DEMO_PICTURES_DIR, IndexLocation, ModelSpec, data_home
+from mmsearch.config import (DEMO_CATALOG, DEMO_PICTURES_DIR, IndexLocation, ModelSpec,
+                             data_home)
 from mmsearch.encoder import Encoder
 from mmsearch.index import Index
 
 
-def build_demo_index(db: str | None = None, progress: bool = True):
-    """(Re)index assets/demo into the demo index; returns (location, summary)."""
-    from indexer.pipeline import index_paths
-
-    location = IndexLocation.resolve(db=db or data_home() / "demo.db")
+def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool = False):
+    """(Re)index assets/demo (or import the demo catalogue) into the demo index; returns
+    (location, summary)."""
+    location = IndexLocation.resolve(
+        db=db or data_home() / ("demo-catalog.db" if catalog else "demo.db"))
     spec = ModelSpec.parse("demo")
     encoder = Encoder(spec)
-    with Index.open(location, model=spec, create_model=spec, dim=encoder.dim) as index:
-        summary = index_paths([str(DEMO_PICTURES_DIR)], index, encoder, progress=progress)
+    with Index.open(location, model=spec, create_model=spec, dim=encoder.dim,
+                    kind="catalog" if catalog else "folder") as index:
+        if catalog:
+            from indexer.catalog import import_catalog
+
+            summary = import_catalog(DEMO_CATALOG, index, encoder, progress=progress)
+        else:
+            from indexer.pipeline import index_paths
+
+            summary = index_paths([str(DEMO_PICTURES_DIR)], index, encoder, progress=progress)
     return location, summary
 
 
 def run_demo(db: str | None = None, launch: bool = True, host: str = "127.0.0.1",
-             port: int = 7860) -> int:
-    location, summary = build_demo_index(db, progress=sys.stderr.isatty())
-    print(f"demo index at {location}: {summary.line()}")
+             port: int = 7860, catalog: bool = False) -> int:
+    location, summary = build_demo_index(db, progress=sys.stderr.isatty(), catalog=catalog)
+    print(f"demo {'catalogue' if catalog else 'index'} at {location}: {summary.line()}")
     if not launch:
-        print(f"try: mmsearch search 'a red sneaker' --db {location}")
+        print(f"try: mmsearch search 'sepatu lari ringan merah' --db {location}")
         return 0
     from ui.app import serve
 
-    print("try queries like: a red sneaker · sepatu lari ringan · gaun biru · a black bag")
+    print("try queries like: a red sneaker · sepatu lari ringan merah · gaun biru · "
+          + ("Minuet · koleksi lebaran" if catalog else "a black bag"))
     serve(location, host=host, port=port)
     return 0

@@ -39,7 +39,7 @@ def _arch_and_weights(spec: ModelSpec) -> tuple[str, str | None]:
 def native_bf16() -> bool:
     """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX): there bf16
     inference is several times faster than fp32, with vectors within 0.995 cosine of fp32
-    (measured by bench/speed.py)."""
+    (measured by bench/fidelity.py)."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()

@@ -100,8 +100,22 @@ def quiet_backend_logs() -> None:
         logging.getLogger(name).setLevel(level)
 
 
+class IndexKindError(IndexError_):
+    pass
+
+
+KIND_NAMES = {"folder": "folder index (`mmsearch index FOLDER`)",
+              "catalog": "product catalogue (`mmsearch index --catalog FILE`)"}
+
+
 class Index:
-    """Image rows in a Milvus collection. Open with `Index.open(...)`; close when done."""
+    """Image rows in a Milvus collection. Open with `Index.open(...)`; close when done.
+
+    A folder index; `mmsearch.catalog.CatalogIndex` is the product-catalogue kind. The kind
+    is recorded with the model, and `open` returns the class that fits."""
+
+    KIND = "folder"
+    COLLECTION = IMAGES
 
     def __init__(self, client, location: IndexLocation, model: ModelSpec, dim: int):
         self.client = client
@@ -166,12 +180,13 @@ class Index:
     @classmethod
     def open(cls, location: IndexLocation, model: ModelSpec | None = None,
              create_model: ModelSpec | None = None, dim: int | None = None,
-             vector_index: str = "HNSW") -> "Index":
+             vector_index: str = "HNSW", kind: str | None = None) -> "Index":
         """Open the index at `location`.
 
         An existing index uses its recorded model; a different `model` is a ModelMismatchError.
         A missing one is created with `create_model` and `dim` when given, else it is an
-        IndexNotFoundError.
+        IndexNotFoundError. `kind` ("folder" or "catalog"), when given, must match the
+        index's; it is also the kind a new index gets (default "folder").
         """
         if create_model is not None:
             cls.create_database(location)
@@ -180,18 +195,24 @@ class Index:
             recorded = cls._read_meta(client)
             if recorded is not None:
                 rec_model = ModelSpec.from_record(recorded["model"])
+                rec_kind = recorded.get("kind", "folder")
                 if model is not None and model != rec_model:
                     raise ModelMismatchError(
                         f"the index at {location} was built with model {rec_model.label}; "
                         f"it cannot be searched or extended with {model.label}. Use a new index "
                         "(--db/--uri) for another model, or leave --model out.")
-                index = cls(client, location, rec_model, int(recorded["dim"]))
+                if kind is not None and kind != rec_kind:
+                    raise IndexKindError(
+                        f"the index at {location} is a {KIND_NAMES.get(rec_kind, rec_kind)}, "
+                        f"not a {KIND_NAMES[kind]}; use another --db/--uri for that")
+                index = _class_of(rec_kind)(client, location, rec_model, int(recorded["dim"]))
                 index._create()  # no-op, unless a first run was killed half-way through this
             elif create_model is None or dim is None:
                 raise IndexNotFoundError(
-                    f"no mmsearch index at {location} yet: build one with `mmsearch index FOLDER`")
+                    f"no mmsearch index at {location} yet: build one with `mmsearch index FOLDER`"
+                    " (or `--catalog FILE` for a product catalogue)")
             else:
-                index = cls(client, location, create_model, dim)
+                index = _class_of(kind or "folder")(client, location, create_model, dim)
                 index._create(vector_index)
             index._load()
             return index
@@ -221,9 +242,15 @@ class Index:
             mparams.add_index("dummy", index_type="FLAT", metric_type="L2")
             self._create_collection(META, meta, mparams)
             self._put_meta("index", {"schema": SCHEMA_VERSION, "model": self.model.to_record(),
-                                     "dim": self.dim, "created": time.time()})
-        if self.client.has_collection(IMAGES):
-            return
+                                     "dim": self.dim, "kind": self.KIND,
+                                     "created": time.time()})
+        if not self.client.has_collection(self.COLLECTION):
+            self._create_data(vector_index)
+
+    def _create_data(self, vector_index: str) -> None:
+        """The collection of this kind of index: here, one row per picture file."""
+        from pymilvus import DataType, MilvusClient
+
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
                                             description="mmsearch images")
         schema.add_field("id", DataType.INT64, is_primary=True)
@@ -280,7 +307,7 @@ class Index:
 
     def _load(self) -> None:
         # A reopened collection is "released": load it now, not on the first search.
-        self.client.load_collection(IMAGES)
+        self.client.load_collection(self.COLLECTION)
         self.client.load_collection(META)
         try:
             self.flush()  # rows a killed run left in the write-ahead log: make them fast
@@ -292,7 +319,7 @@ class Index:
         brute force in Python (0.5 s at 10k rows); sealed ones through HNSW. The indexer calls
         this once at the end of a run."""
         with self._writing():
-            self.client.flush(IMAGES)
+            self.client.flush(self.COLLECTION)
 
     def close(self) -> None:
         self.client.close()
@@ -347,7 +374,7 @@ class Index:
 
     def iter_rows(self, fields: Iterable[str], filter: str = "") -> Iterator[dict]:
         """The given fields of every row matching `filter`, a page at a time."""
-        it = self.client.query_iterator(IMAGES, batch_size=PAGE, filter=filter,
+        it = self.client.query_iterator(self.COLLECTION, batch_size=PAGE, filter=filter,
                                         output_fields=list(fields))
         try:
             while batch := it.next():
@@ -365,7 +392,7 @@ class Index:
         return {r["path"]: r for r in rows}
 
     def count(self) -> int:
-        res = self.client.query(IMAGES, filter="", output_fields=["count(*)"])
+        res = self.client.query(self.COLLECTION, filter="", output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
     # -- search --------------------------------------------------------------------------
@@ -384,9 +411,20 @@ class Index:
                  for h in hits for e in [h["entity"]]] for hits in res]
 
     def stats(self) -> dict:
-        return {"images": self.count(), "model": self.model.label, "location": str(self.location),
+        return {"images": self.count(), "kind": self.KIND, "model": self.model.label,
+                "location": str(self.location),
                 "dim": self.dim, "roots": self.roots, "last_indexed": self.last_indexed,
                 "disk_bytes": _disk_bytes(self.location)}
+
+
+def _class_of(kind: str) -> type[Index]:
+    if kind == "catalog":
+        from mmsearch.catalog import CatalogIndex
+
+        return CatalogIndex
+    if kind != "folder":
+        raise IndexKindError(f"this index is of a kind this mmsearch does not know: {kind!r}")
+    return Index
 
 
 def _disk_bytes(location: IndexLocation) -> int | None:

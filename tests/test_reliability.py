@@ -48,7 +48,7 @@ def test_kill_9_then_resume(tmp_path):
                     "--model", "demo"], env=ENV, check=True, capture_output=True, timeout=300)
     startup = time.monotonic() - t0
     rng = random.Random(7)
-    for attempt in range(4):
+    for _ in range(4):
         proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(startup + rng.uniform(0.3, 2.5))
         if proc.poll() is None:

@@ -11,14 +11,18 @@ import sys
 
 import gradio as gr
 
+from mmsearch.catalog import CatalogIndex, CatalogSearcher
 from mmsearch.config import IndexLocation
+from mmsearch.encoder import Encoder
 from mmsearch.filters import ORIENTATIONS
-from mmsearch.index import IndexError_
+from mmsearch.index import Index, IndexError_
 from mmsearch.search import QueryError, Searcher
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
 from ui.handlers import ANY, MAX_GROUPS, Handlers, caption, stats_markdown  # noqa: F401
+from ui.products import CatalogHandlers, products_tab
+from ui.widgets import (DEFAULT_K, example_picture, on_select, results_gallery, search_controls,
+                        selection_row)
 
-DEFAULT_K = 24
 MAX_UPLOAD = "20mb"
 # A duplicate group is a short row of small pictures, not a few stretched to the full width.
 # New results close the large preview first (it would show another picture in that place).
@@ -27,7 +31,10 @@ CLOSE_PREVIEW = ("(...args) => { document.querySelector('#results button[aria-la
 CSS = ".duplicate-group .grid-container { grid-template-columns: repeat(8, minmax(0, 1fr)) !important; }"
 
 
-def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
+def build_app(searcher: Searcher | CatalogSearcher, thumbs: Thumbnails) -> gr.Blocks:
+    """A folder index gets Search, Duplicates and Index tabs; a catalogue Products and Index."""
+    if isinstance(searcher, CatalogSearcher):
+        return _catalog_app(CatalogHandlers(searcher, thumbs))
     h = Handlers(searcher, thumbs)
     with gr.Blocks(title="mmsearch") as app:
         gr.Markdown("## mmsearch — find pictures by words or by example")
@@ -50,6 +57,16 @@ def build_app(searcher: Searcher, thumbs: Thumbnails) -> gr.Blocks:
     return app
 
 
+def _catalog_app(h: CatalogHandlers) -> gr.Blocks:
+    with gr.Blocks(title="mmsearch — products") as app:
+        gr.Markdown("## mmsearch — find products by words, pictures and what you liked")
+        with gr.Tabs():
+            products_tab(h, CLOSE_PREVIEW)
+            stats = _index_tab(h, None)
+        app.load(lambda: stats_markdown(h.searcher), None, stats, api_name=False)
+    return app
+
+
 def _search_tab(h: Handlers) -> gr.Dropdown:
     """Words, "without" words, an example picture, filters, results, feedback buttons."""
     with gr.Tab("Search"):
@@ -60,14 +77,8 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
                 without = gr.Textbox(label="Without (words to leave out, comma-separated)",
                                      placeholder="people, red", value="")
             with gr.Column(scale=1):
-                # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload
-                # gets mmsearch's one-line reason instead of a component error
-                example = gr.File(label="…and/or an example picture", type="filepath",
-                                  file_types=["image", ".heic", ".heif"], height=150)
-        with gr.Row():
-            go = gr.Button("Search", variant="primary", scale=1)
-            k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results", scale=2)
-            min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
+                example = example_picture()
+        go, k, min_score = search_controls()
         with gr.Accordion("Filters", open=False):
             with gr.Row():
                 folder = gr.Dropdown(label="In folder", choices=["", *h.searcher.index.roots],
@@ -79,17 +90,9 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
                 orientation = gr.Radio([ANY, *ORIENTATIONS], value=ANY, label="Orientation")
                 min_width = gr.Number(label="Min width (px)", value=0, precision=0)
                 min_height = gr.Number(label="Min height (px)", value=0, precision=0)
-        gallery = gr.Gallery(label="Results: click one to see it large and select it",
-                             elem_id="results", columns=6, height="auto", allow_preview=True,
-                             object_fit="contain")
-        with gr.Row():
-            selected = gr.Textbox(label="Selected picture", interactive=False, buttons=["copy"],
-                                  scale=3, elem_id="selected")
-            similar = gr.Button("Find similar", scale=1, elem_id="similar")
-            more = gr.Button("More like this", scale=1, elem_id="more")
-            less = gr.Button("Less like this", scale=1, elem_id="less")
-            forget = gr.Button("Forget likes", scale=1, size="sm")
-        feedback = gr.Markdown(elem_id="feedback")
+        gallery = results_gallery("Results")
+        row = selection_row("picture", "Find similar")
+        selected, feedback = row.selected, row.feedback
         paths, liked, disliked = gr.State([]), gr.State([]), gr.State([])
         # Inputs for scripts (gradio_client) that send only words or only a picture: the
         # page never changes them, the API calls their events directly.
@@ -105,9 +108,6 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
     picture_only.upload(h.search_image, [picture_only, k], [gallery, paths],
                         api_name="search_image")
 
-    def on_select(result_paths: list[str], evt: gr.SelectData) -> str:
-        return result_paths[evt.index] if 0 <= evt.index < len(result_paths) else ""
-
     def find_similar(path, k_, cutoff, *filters):
         return h.search_similar(path, k_, cutoff, **dict(zip(FILTER_KEYS, filters)))
 
@@ -119,14 +119,14 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
         return handler
 
     gallery.select(on_select, [paths], [selected], api_name=False)
-    similar.click(find_similar, [selected, k, min_score, *flt], [gallery, paths],
+    row.similar.click(find_similar, [selected, k, min_score, *flt], [gallery, paths],
                   js=CLOSE_PREVIEW, api_name=False)
-    for button, more_ in ((more, True), (less, False)):
+    for button, more_ in ((row.more, True), (row.less, False)):
         button.click(mark(more_), [selected, liked, disliked, query, without, example, k,
                                    min_score, *flt],
                      [liked, disliked, feedback, gallery, paths], js=CLOSE_PREVIEW,
                      api_name=False)
-    forget.click(lambda: ([], [], ""), None, [liked, disliked, feedback], api_name=False)
+    row.forget.click(lambda: ([], [], ""), None, [liked, disliked, feedback], api_name=False)
     return folder
 
 
@@ -154,21 +154,26 @@ def _duplicates_tab(h: Handlers) -> None:
         .then(describe, [groups], [count], api_name=False)
 
 
-def _index_tab(h: Handlers, folder_filter: gr.Dropdown) -> gr.Markdown:
-    """Stats, add a folder, re-scan; indexing runs one at a time, with a progress bar."""
+def _index_tab(h: Handlers | CatalogHandlers, folder_filter: gr.Dropdown | None) -> gr.Markdown:
+    """Stats, add a folder (or a catalogue file), re-scan; one run at a time, with progress."""
     searcher = h.searcher
+    catalog = isinstance(h, CatalogHandlers)
     with gr.Tab("Index"):
         stats = gr.Markdown(stats_markdown(searcher), elem_id="stats")
         with gr.Row():
-            new_folder = gr.Textbox(label="Folder on this computer", scale=3,
-                                    placeholder="/home/you/Pictures")
-            add = gr.Button("Add and index", variant="primary", scale=1)
-            rescan = gr.Button("Re-scan all folders", scale=1)
+            new_folder = gr.Textbox(
+                label="Catalogue file on this computer" if catalog else "Folder on this computer",
+                scale=3, placeholder="/home/you/shop/products.csv" if catalog
+                else "/home/you/Pictures")
+            add = gr.Button("Import" if catalog else "Add and index", variant="primary", scale=1)
+            rescan = gr.Button("Re-import" if catalog else "Re-scan all folders", scale=1)
         result = gr.Textbox(label="Last run", interactive=False)
 
     def done(summary: dict):
-        return (summary["line"], stats_markdown(searcher),
-                gr.Dropdown(choices=["", *searcher.index.roots]))
+        line, markdown = summary["line"], stats_markdown(searcher)
+        if folder_filter is None:
+            return line, markdown
+        return line, markdown, gr.Dropdown(choices=["", *searcher.index.roots])
 
     def add_folder(path: str, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
         return done(h.index_folders([path], _progress(progress)))
@@ -176,7 +181,7 @@ def _index_tab(h: Handlers, folder_filter: gr.Dropdown) -> gr.Markdown:
     def rescan_all(progress=gr.Progress()):  # noqa: B008
         return done(h.rescan(_progress(progress)))
 
-    outputs = [result, stats, folder_filter]
+    outputs = [result, stats] + ([folder_filter] if folder_filter is not None else [])
     add.click(add_folder, [new_folder], outputs, api_name="index_folder",
               concurrency_limit=1, concurrency_id="indexing")
     rescan.click(rescan_all, None, outputs, api_name="rescan", concurrency_id="indexing")
@@ -207,7 +212,7 @@ def parse_auth(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def launch(searcher: Searcher, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+def launch(searcher: Searcher | CatalogSearcher, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
            auth: list[tuple[str, str]] | None = None, share: bool = False) -> gr.Blocks:
     thumbs = Thumbnails(thumbnail_dir(searcher.index.location))
     thumbs.folder.mkdir(parents=True, exist_ok=True)
@@ -223,12 +228,14 @@ def serve(location: IndexLocation, host: str = "127.0.0.1", port: int = 7860,
           auth: list[tuple[str, str]] | None = None, share: bool = False) -> None:
     """Open the index, warm model and collection, then serve until interrupted."""
     try:
-        searcher = Searcher.open(location)
+        index = Index.open(location)
     except IndexError_ as exc:
         print(f"mmsearch: error: {exc}", file=sys.stderr)
-        raise SystemExit(1)
-    print(f"loading {searcher.index.model.label} …", file=sys.stderr)
+        raise SystemExit(1) from None
+    catalog = isinstance(index, CatalogIndex)
+    searcher = CatalogSearcher(index, Encoder(index.model)) if catalog else Searcher(index)
+    print(f"loading {index.model.label} …", file=sys.stderr)
     searcher.warm()
-    print(f"mmsearch app on http://{host}:{port}  ({searcher.index.count()} pictures)",
-          file=sys.stderr)
+    print(f"mmsearch app on http://{host}:{port}  ({index.count()} "
+          f"{'products' if catalog else 'pictures'})", file=sys.stderr)
     launch(searcher, host, port, block=True, auth=auth, share=share)

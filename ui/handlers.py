@@ -37,14 +37,16 @@ def human_bytes(n: int | None) -> str:
     return f"{n:.1f} TB"
 
 
-def stats_markdown(searcher: Searcher) -> str:
+def stats_markdown(searcher) -> str:
     s = searcher.index.stats()
-    folders = ", ".join(f"`{r}`" for r in s["roots"]) or "none yet"
+    catalog = s["kind"] == "catalog"
+    sources = s.get("catalogs", []) if catalog else s["roots"]
+    listed = ", ".join(f"`{r}`" for r in sources) or "none yet"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["last_indexed"])) \
         if s["last_indexed"] else "never"
-    return (f"**{s['images']}** pictures · model **{s['model']}** · "
-            f"{human_bytes(s['disk_bytes'])} on disk · last indexed {when}  \n"
-            f"index `{s['location']}` · folders: {folders}")
+    return (f"**{s['images']}** {'products' if catalog else 'pictures'} · model "
+            f"**{s['model']}** · {human_bytes(s['disk_bytes'])} on disk · last indexed {when}  \n"
+            f"index `{s['location']}` · {'catalogues' if catalog else 'folders'}: {listed}")
 
 
 def _fail(exc: Exception):

@@ -1,0 +1,223 @@
+"""Import a product catalogue (JSON Lines or CSV) into a CatalogIndex, incrementally.
+
+reader (`read_catalog`: rows, with one-line errors per bad row) -> plan (what changed since the
+last import) -> decode pictures in threads + encode titles -> write in batches. New ids are
+added, rows whose picture or text changed are updated (only the changed half is re-embedded),
+ids gone from the file are removed; the summary has the same keys as folder indexing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.decode import BadPicture, Picture, enable_heif, read_picture
+from indexer.pipeline import Summary, decode_ahead
+from mmsearch.catalog import CatalogIndex, ItemRow, text_hash
+from mmsearch.encoder import Encoder
+
+REQUIRED = ("id", "image")
+KNOWN = ("id", "image", "title", "description")
+
+
+@dataclass
+class CatalogRow:
+    row: int            # 1-based line (JSONL) or data row (CSV) number, for messages
+    id: str
+    image: str          # absolute path
+    title: str = ""
+    description: str = ""
+    fields: dict = field(default_factory=dict)
+
+
+def _number(text: str):
+    """CSV cells that are numbers become numbers ("199000" -> 199000, "4.5" -> 4.5)."""
+    t = text.strip()
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        value = float(t)
+    except ValueError:
+        return text
+    return value if value == value and abs(value) != float("inf") else text
+
+
+def _records(path: Path):
+    """(row number, dict or error text) for each row of a .jsonl/.json or .csv file."""
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for n, rec in enumerate(csv.DictReader(f), 1):
+                if None in rec:
+                    yield n, "more cells than columns"
+                    continue
+                yield n, {k.strip(): _number(v) if isinstance(v, str) and k.strip() not in KNOWN
+                          else (v or "") for k, v in rec.items() if k}
+        return
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield n, f"not valid JSON ({exc.msg})"
+                continue
+            yield n, rec if isinstance(rec, dict) else "not a JSON object"
+
+
+def read_catalog(path: str | Path) -> tuple[list[CatalogRow], list[dict]]:
+    """The valid rows and, one per bad row, {"path", "row", "reason"}."""
+    path = Path(path).expanduser().resolve()
+    try:
+        records = list(_records(path))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"cannot read the catalogue {path}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    rows: list[CatalogRow] = []
+    errors: list[dict] = []
+    first_row: dict[str, int] = {}
+    for n, rec in records:
+        def bad(reason: str, n: int = n) -> None:
+            errors.append({"path": str(path), "row": n, "reason": reason})
+
+        if isinstance(rec, str):
+            bad(rec)
+            continue
+        item_id = str(rec.get("id", "")).strip()
+        if not item_id or rec.get("id") is None:
+            bad("missing id")
+            continue
+        if item_id in first_row:
+            bad(f"duplicate id {item_id!r} (first on row {first_row[item_id]})")
+            continue
+        first_row[item_id] = n
+        image = str(rec.get("image") or "").strip()
+        if not image:
+            bad(f"item {item_id!r} has no image")
+            continue
+        image = os.path.normpath(os.path.join(path.parent, os.path.expanduser(image)))
+        rows.append(CatalogRow(n, item_id, image, str(rec.get("title") or ""),
+                               str(rec.get("description") or ""),
+                               {k: v for k, v in rec.items() if k not in KNOWN}))
+    return rows, errors
+
+
+@dataclass
+class _Job:
+    item: CatalogRow
+    path: str              # decode_ahead reads .path
+    known_hash: str | None
+    new_image: bool        # the picture must be (re)read
+    new_text: bool
+
+
+def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batch_size: int = 32,
+                   workers: int | None = None, progress: bool = True,
+                   on_progress: Callable[[int, int], None] | None = None) -> Summary:
+    from tqdm import tqdm
+
+    summary = Summary()
+    items, summary.errors = read_catalog(file)
+    enable_heif()
+    known = {r["id"]: r for r in index.iter_rows(["id", "path", "hash", "text_hash", "size",
+                                                  "mtime"])}
+    listed = {it.id for it in items}
+    jobs: list[_Job] = []
+    for it in items:
+        prev = known.get(it.id)
+        try:
+            st = os.stat(it.image)
+        except OSError:
+            summary.errors.append({"path": it.image, "row": it.row,
+                                   "reason": f"item {it.id!r}: no such picture"})
+            listed.discard(it.id)  # its old row goes: the item has no picture now
+            continue
+        same_image = bool(prev) and prev["path"] == it.image and prev["size"] == st.st_size \
+            and prev["mtime"] == st.st_mtime
+        same_text = bool(prev) and prev["text_hash"] == text_hash(it.title, it.description,
+                                                                  it.fields)
+        if same_image and same_text:
+            summary.unchanged += 1
+        else:
+            jobs.append(_Job(it, it.image, prev["hash"] if prev else None, not same_image,
+                             not same_text))
+    gone = [i for i in known if i not in listed]
+    index.delete_ids(gone)
+    summary.removed = len(gone)
+
+    def read(job: _Job) -> Picture:
+        if not job.new_image:
+            return Picture(job.path, 0, 0.0, job.known_hash)
+        return read_picture(job.path, encoder.preprocess, 2 * encoder.image_size,
+                            job.known_hash if job.item.id in known and
+                            known[job.item.id]["path"] == job.path else None)
+
+    batch: list[tuple[_Job, Picture]] = []
+
+    def write() -> None:
+        import torch
+
+        if not batch:
+            return
+        stored = index.get_items([j.item.id for j, p in batch
+                                  if j.item.id in known and (p.pixels is None or not j.new_text)])
+        fresh = [(j, p) for j, p in batch if p.pixels is not None]
+        image_vecs = dict(zip([j.item.id for j, _ in fresh], encoder.encode_pixels(
+            torch.stack([p.pixels for _, p in fresh])))) if fresh else {}
+        texty = [j for j, _ in batch if j.new_text]
+        text_vecs = dict(zip([j.item.id for j in texty], encoder.encode_texts(
+            [_title_text(j.item) for j in texty]))) if texty else {}
+        rows = []
+        for job, pic in batch:
+            it, old = job.item, stored.get(job.item.id, {})
+            st = os.stat(it.image) if pic.size == 0 else None
+            rows.append(ItemRow(
+                it.id, it.image, it.title, it.description, it.fields,
+                hash=pic.hash, size=st.st_size if st else pic.size,
+                mtime=st.st_mtime if st else pic.mtime,
+                image_vector=image_vecs.get(it.id, old.get("image_vector")),
+                text_vector=text_vecs.get(it.id, old.get("text_vector"))))
+            if it.id in known:
+                summary.updated += 1
+            else:
+                summary.added += 1
+        index.upsert_items(rows)
+        batch.clear()
+
+    workers = workers or os.cpu_count() or 2
+    bar = tqdm(total=len(jobs), unit="item", desc="importing", disable=not progress,
+               dynamic_ncols=True, leave=False)
+    try:
+        stream = decode_ahead(jobs, read, workers, ahead=2 * batch_size + workers)
+        for done, (job, result) in enumerate(stream, 1):
+            if isinstance(result, BadPicture):
+                summary.errors.append({"path": job.path, "row": job.item.row,
+                                       "reason": f"item {job.item.id!r}: {result}"})
+                if job.item.id in known:  # its picture broke since the last import
+                    index.delete_ids([job.item.id])
+                    summary.removed += 1
+            else:
+                batch.append((job, result))
+            if len(batch) >= batch_size:
+                write()
+            bar.update(1)
+            if on_progress:
+                on_progress(done, len(jobs))
+        write()
+    finally:
+        bar.close()
+    index.add_catalog(str(Path(file).expanduser().resolve()))
+    index.flush()
+    index.mark_indexed()
+    return summary
+
+
+def _title_text(item: CatalogRow) -> str:
+    """What the CLIP text vector of an item embeds (the tokenizer cuts it at 77 tokens)."""
+    return f"{item.title}. {item.description}" if item.description else item.title

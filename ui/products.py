@@ -1,0 +1,153 @@
+"""The app for a product catalogue: what its events do (plain functions over
+mmsearch.catalog, tested without a browser) and the Products tab that lays them out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from mmsearch.catalog import CatalogSearcher, Product
+from mmsearch.index import IndexError_
+from mmsearch.search import QueryError, load_query_image
+from mmsearch.thumbnails import Thumbnails
+from mmsearch.where import WhereError
+from ui.widgets import example_picture, on_select, results_gallery, search_controls, selection_row
+
+
+def price_text(value) -> str:
+    """199000 -> "Rp 199.000" (the demo's prices are rupiah); other values as they are."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "Rp " + f"{value:,.0f}".replace(",", ".")
+    return str(value)
+
+
+def product_caption(p: Product) -> str:
+    price = p.fields.get("price")
+    return " · ".join([f"{p.score:.3f}", p.title or p.id,
+                       *([price_text(price)] if price is not None else [])])
+
+
+def _fail(exc: Exception):
+    raise gr.Error(str(exc), print_exception=False) from None
+
+
+class CatalogHandlers:
+    def __init__(self, searcher: CatalogSearcher, thumbs: Thumbnails):
+        self.searcher = searcher
+        self.thumbs = thumbs
+
+    def gallery(self, products: list[Product]) -> tuple[list[tuple[str, str]], list[str]]:
+        """(gallery items, the product ids in the same order)."""
+        items, ids = [], []
+        for p in products:
+            preview = self.thumbs.ensure(p.path, p.hash)
+            if preview is not None:
+                items.append((str(preview), product_caption(p)))
+                ids.append(p.id)
+        return items, ids
+
+    def search(self, text: str, example: str | None, where: str, liked: list[str],
+               disliked: list[str], k: float, min_score: float = 0.0):
+        """Words and/or an example picture, the products marked more/less like this, and a
+        --where filter over the item fields."""
+        try:
+            image = load_query_image(example) if example else None
+            return self.gallery(self.searcher.search(
+                text=text or "", image=image, like=liked or [], dislike=disliked or [],
+                where=where or "", k=int(k), min_score=float(min_score) or None))
+        except (QueryError, WhereError) as exc:
+            _fail(exc)
+
+    def search_text(self, text: str, k: float):
+        return self.search(text, None, "", [], [], k)
+
+    def search_image(self, image: str | None, k: float):
+        if not image:
+            raise gr.Error("no picture: drop an example picture first", print_exception=False)
+        return self.search("", image, "", [], [], k)
+
+    def similar(self, item_id: str, k: float, where: str = ""):
+        if not item_id:
+            raise gr.Error("click a product first", print_exception=False)
+        return self.search("", None, where, [item_id], [], k)
+
+    # -- index management (the Index tab) --------------------------------------------
+    def index_folders(self, files: list[str],
+                      on_progress: Callable[[int, int], None] | None = None) -> dict:
+        """Import (or re-import) catalogue files into the open catalogue; the summary."""
+        from indexer.catalog import import_catalog
+
+        files = [os.path.abspath(os.path.expanduser(f.strip())) for f in files if f.strip()]
+        if not files or not all(Path(f).is_file() for f in files):
+            raise gr.Error("type the path of a catalogue file (.jsonl or .csv) on this computer",
+                           print_exception=False)
+        total = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "skipped": 0}
+        lines = []
+        try:
+            for f in files:
+                summary = import_catalog(f, self.searcher.index, self.searcher.encoder,
+                                         progress=False, on_progress=on_progress)
+                for key, value in summary.to_json().items():
+                    if key in total:
+                        total[key] += value
+                lines.append(summary.line())
+        except (IndexError_, ValueError) as exc:
+            _fail(exc)
+        return total | {"line": "; ".join(lines)}
+
+    def rescan(self, on_progress: Callable[[int, int], None] | None = None) -> dict:
+        files = self.searcher.index.stats().get("catalogs", [])
+        if not files:
+            raise gr.Error("no catalogue imported yet", print_exception=False)
+        return self.index_folders(files, on_progress)
+
+
+def products_tab(h: CatalogHandlers, close_preview: str) -> None:
+    with gr.Tab("Products"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                query = gr.Textbox(label="What are you looking for?", autofocus=True,
+                                   placeholder="sepatu lari ringan merah · a red dress · Minuet")
+                where = gr.Textbox(label="Filter (e.g. price < 300000 and brand == 'Minuet')",
+                                   value="", elem_id="where")
+            with gr.Column(scale=1):
+                example = example_picture()
+        go, k, min_score = search_controls()
+        gallery = results_gallery("Products")
+        row = selection_row("product", "Similar products")
+        selected, feedback = row.selected, row.feedback
+        ids, liked, disliked = gr.State([]), gr.State([]), gr.State([])
+        text_only = gr.Textbox(visible=False)
+        picture_only = gr.File(visible=False, type="filepath")
+
+    form = [query, example, where, liked, disliked, k, min_score]
+    for trigger in (go.click, query.submit, where.submit, example.upload):
+        trigger(h.search, form, [gallery, ids], js=close_preview,
+                api_name="search" if trigger == go.click else False)
+    text_only.change(h.search_text, [text_only, k], [gallery, ids], api_name="search_text")
+    picture_only.upload(h.search_image, [picture_only, k], [gallery, ids],
+                        api_name="search_image")
+
+    def mark(more_: bool):
+        def handler(sel, liked_, disliked_, text, example_, where_, k_, cutoff):
+            if not sel:
+                raise gr.Error("click a product first", print_exception=False)
+            liked_ = [i for i in liked_ if i != sel] + ([sel] if more_ else [])
+            disliked_ = [i for i in disliked_ if i != sel] + ([] if more_ else [sel])
+            items, new_ids = h.search(text, example_, where_, liked_, disliked_, k_, cutoff)
+            note = f"more like: {', '.join(liked_) or '–'} · less like: {', '.join(disliked_) or '–'}"
+            return liked_, disliked_, note, items, new_ids
+        return handler
+
+    gallery.select(on_select, [ids], [selected], api_name=False)
+    row.similar.click(h.similar, [selected, k, where], [gallery, ids], js=close_preview,
+                  api_name="similar")
+    for button, more_ in ((row.more, True), (row.less, False)):
+        button.click(mark(more_), [selected, liked, disliked, query, example, where, k,
+                                   min_score],
+                     [liked, disliked, feedback, gallery, ids], js=close_preview,
+                     api_name=False)
+    row.forget.click(lambda: ([], [], ""), None, [liked, disliked, feedback], api_name=False)

@@ -1,0 +1,59 @@
+"""Pieces of page both kinds of index use: the example-picture drop, the search controls,
+the results gallery and the row of actions on a selected result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+DEFAULT_K = 24
+
+
+def example_picture() -> gr.File:
+    # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload gets
+    # mmsearch's one-line reason instead of a component error
+    return gr.File(label="…and/or an example picture", type="filepath",
+                   file_types=["image", ".heic", ".heif"], height=150)
+
+
+def search_controls() -> tuple[gr.Button, gr.Slider, gr.Slider]:
+    """(Search button, number of results, minimum score), in one row."""
+    with gr.Row():
+        go = gr.Button("Search", variant="primary", scale=1)
+        k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results", scale=2)
+        min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
+    return go, k, min_score
+
+
+def results_gallery(what: str) -> gr.Gallery:
+    return gr.Gallery(label=f"{what}: click one to see it large and select it",
+                      elem_id="results", columns=6, height="auto", allow_preview=True,
+                      object_fit="contain")
+
+
+@dataclass
+class SelectionRow:
+    selected: gr.Textbox
+    similar: gr.Button
+    more: gr.Button
+    less: gr.Button
+    forget: gr.Button
+    feedback: gr.Markdown
+
+
+def selection_row(what: str, similar_label: str) -> SelectionRow:
+    """The selected result (copyable) and what to do with it."""
+    with gr.Row():
+        selected = gr.Textbox(label=f"Selected {what}", interactive=False, buttons=["copy"],
+                              scale=3, elem_id="selected")
+        similar = gr.Button(similar_label, scale=1, elem_id="similar")
+        more = gr.Button("More like this", scale=1, elem_id="more")
+        less = gr.Button("Less like this", scale=1, elem_id="less")
+        forget = gr.Button("Forget likes", scale=1, size="sm")
+    return SelectionRow(selected, similar, more, less, forget, gr.Markdown(elem_id="feedback"))
+
+
+def on_select(result_keys: list[str], evt: gr.SelectData) -> str:
+    """A click on a result: select it (its path or id)."""
+    return result_keys[evt.index] if 0 <= evt.index < len(result_keys) else ""
