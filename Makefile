@@ -27,5 +27,7 @@ bench: $(BIN)/.installed
 	$(BIN)/pip install -q scikit-image  # real photos for the indexing benchmark
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/indexing.py --count 48
+	$(BIN)/python bench/fidelity.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/catalog.py
 	$(BIN)/python bench/app.py

@@ -326,7 +326,7 @@ def cmd_export(args) -> int:
     from mmsearch.index import Index
     from mmsearch.transfer import export_index
 
-    with Index.open(_location(args)) as index:
+    with Index.open(_location(args), kind="folder") as index:  # catalogues: re-import the file
         count = export_index(index, args.file)
         print(f"exported {count} pictures ({index.model.label}) to {args.file}")
     return 0

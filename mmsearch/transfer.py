@@ -89,7 +89,8 @@ def import_index(path: str | Path, location: IndexLocation) -> tuple[Index, int]
 
     header = read_export_header(path)
     model = ModelSpec.from_record(header["model"])
-    index = Index.open(location, model=model, create_model=model, dim=int(header["dim"]))
+    index = Index.open(location, model=model, create_model=model, dim=int(header["dim"]),
+                       kind="folder")
     count = 0
     try:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=PAGE):
