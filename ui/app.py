@@ -20,8 +20,8 @@ from mmsearch.search import QueryError, Searcher
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
 from ui.handlers import ANY, MAX_GROUPS, Handlers, caption, stats_markdown  # noqa: F401
 from ui.products import CatalogHandlers, products_tab
-from ui.widgets import (DEFAULT_K, example_picture, on_select, results_gallery, search_controls,
-                        selection_row)
+from ui.widgets import (DEFAULT_K, example_picture, on_select, results_gallery,
+                        script_endpoints, search_controls, selection_row)
 
 MAX_UPLOAD = "20mb"
 # A duplicate group is a short row of small pictures, not a few stretched to the full width.
@@ -94,19 +94,13 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
         row = selection_row("picture", "Find similar")
         selected, feedback = row.selected, row.feedback
         paths, liked, disliked = gr.State([]), gr.State([]), gr.State([])
-        # Inputs for scripts (gradio_client) that send only words or only a picture: the
-        # page never changes them, the API calls their events directly.
-        text_only = gr.Textbox(visible=False)
-        picture_only = gr.File(visible=False, type="filepath")
+        script_endpoints(h.search_text, h.search_image, k, [gallery, paths])
 
     flt = [folder, since, until, orientation, min_width, min_height]
     form = [query, without, example, liked, disliked, k, min_score, *flt]
     for trigger in (go.click, query.submit, without.submit, example.upload):
         trigger(h.search, form, [gallery, paths], js=CLOSE_PREVIEW,
                 api_name="search" if trigger == go.click else False)
-    text_only.change(h.search_text, [text_only, k], [gallery, paths], api_name="search_text")
-    picture_only.upload(h.search_image, [picture_only, k], [gallery, paths],
-                        api_name="search_image")
 
     def find_similar(path, k_, cutoff, *filters):
         return h.search_similar(path, k_, cutoff, **dict(zip(FILTER_KEYS, filters)))

@@ -14,7 +14,8 @@ from mmsearch.index import IndexError_
 from mmsearch.search import QueryError, load_query_image
 from mmsearch.thumbnails import Thumbnails
 from mmsearch.where import WhereError
-from ui.widgets import example_picture, on_select, results_gallery, search_controls, selection_row
+from ui.widgets import (example_picture, on_select, results_gallery, script_endpoints,
+                        search_controls, selection_row)
 
 
 def price_text(value) -> str:
@@ -120,16 +121,12 @@ def products_tab(h: CatalogHandlers, close_preview: str) -> None:
         row = selection_row("product", "Similar products")
         selected, feedback = row.selected, row.feedback
         ids, liked, disliked = gr.State([]), gr.State([]), gr.State([])
-        text_only = gr.Textbox(visible=False)
-        picture_only = gr.File(visible=False, type="filepath")
+        script_endpoints(h.search_text, h.search_image, k, [gallery, ids])
 
     form = [query, example, where, liked, disliked, k, min_score]
     for trigger in (go.click, query.submit, where.submit, example.upload):
         trigger(h.search, form, [gallery, ids], js=close_preview,
                 api_name="search" if trigger == go.click else False)
-    text_only.change(h.search_text, [text_only, k], [gallery, ids], api_name="search_text")
-    picture_only.upload(h.search_image, [picture_only, k], [gallery, ids],
-                        api_name="search_image")
 
     def mark(more_: bool):
         def handler(sel, liked_, disliked_, text, example_, where_, k_, cutoff):

@@ -57,3 +57,12 @@ def selection_row(what: str, similar_label: str) -> SelectionRow:
 def on_select(result_keys: list[str], evt: gr.SelectData) -> str:
     """A click on a result: select it (its path or id)."""
     return result_keys[evt.index] if 0 <= evt.index < len(result_keys) else ""
+
+
+def script_endpoints(search_text, search_image, k: gr.Slider, outputs: list) -> None:
+    """`/search_text` (words) and `/search_image` (a picture) for scripts (gradio_client): two
+    hidden inputs the page never changes; the API calls their events directly."""
+    text_only = gr.Textbox(visible=False)
+    picture_only = gr.File(visible=False, type="filepath")
+    text_only.change(search_text, [text_only, k], outputs, api_name="search_text")
+    picture_only.upload(search_image, [picture_only, k], outputs, api_name="search_image")
