@@ -33,12 +33,12 @@ MODES = ("hybrid", "picture", "text")
 # when BM25's top matches are also among the pictures that look like the query ("gaun merah")
 # the words describe the picture and the picture signal leads; when they are not (a brand,
 # a product line: things no picture shows) BM25 leads. BM25 weight = LEXICAL_MAX * (1 -
-# agreement) ** SHARPNESS, agreement = share of BM25's top 10 in the pictures' top 50. Title
+# agreement) ** SHARPNESS, agreement = share of BM25's top 20 in the pictures' top 50. Title
 # vectors lowered P@10 for text queries at every weight tried, so text queries leave them out;
 # "text" mode and recommendations use them.
 LEXICAL_MAX = 0.9
-SHARPNESS = 5
-PROBE_LEXICAL, PROBE_PICTURE = 10, 50
+SHARPNESS = 7
+PROBE_LEXICAL, PROBE_PICTURE = 20, 50
 CANDIDATES = 1000  # per signal before fusion: exact fusion up to this many items
 
 
