@@ -20,7 +20,7 @@ import numpy as np
 
 from mmsearch.filters import quote
 from mmsearch.index import MAX_PATH, PAGE, VECTOR_INDEX_PARAMS, Index
-from mmsearch.search import DISLIKE_WEIGHT, LIKE_WEIGHT, QueryError, compose
+from mmsearch.search import QueryError, compose, feedback_parts
 from mmsearch.where import translate
 
 ITEMS = "items"
@@ -154,10 +154,9 @@ class CatalogIndex(Index):
 
     # -- search --------------------------------------------------------------------------
     def search_field(self, anns_field: str, data, k: int, expr: str = "") -> list[Product]:
-        params = {"metric_type": "BM25"} if anns_field == "sparse" else \
-            {"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}}
         res = self.client.search(ITEMS, data=[data], anns_field=anns_field, limit=k,
-                                 filter=expr, output_fields=OUTPUT, search_params=params)
+                                 filter=expr, output_fields=OUTPUT,
+                                 search_params=_search_params(anns_field, k))
         return _products(res[0])
 
     def hybrid(self, requests: list[tuple[str, object]], k: int, expr: str = "",
@@ -167,14 +166,19 @@ class CatalogIndex(Index):
 
         reqs = []
         for anns_field, data in requests:
-            params = {"metric_type": "BM25"} if anns_field == "sparse" else \
-                {"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}}
-            reqs.append(AnnSearchRequest([data], anns_field, params, limit=max(k, CANDIDATES),
+            reqs.append(AnnSearchRequest([data], anns_field, _search_params(anns_field, k),
+                                         limit=max(k, CANDIDATES),
                                          expr=expr or None))
         ranker = WeightedRanker(*weights) if weights else RRFRanker(60)
         res = self.client.hybrid_search(ITEMS, reqs, ranker=ranker, limit=k,
                                         output_fields=OUTPUT)
         return _products(res[0])
+
+
+def _search_params(anns_field: str, k: int) -> dict:
+    if anns_field == "sparse":
+        return {"metric_type": "BM25"}
+    return {"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}}
 
 
 def _products(hits) -> list[Product]:
@@ -263,18 +267,16 @@ class CatalogSearcher:
         return (1.0 - bm25, 0.0, bm25)
 
     def _feedback(self, like: list[str], dislike: list[str]):
-        """(picture parts, title parts) of the liked and disliked items' stored vectors."""
-        stored = self.index.get_items([*like, *dislike])
-        missing = [i for i in [*like, *dislike] if i not in stored]
+        """(picture parts, title parts) of the liked and disliked items' stored vectors, with
+        the weights `feedback_parts` gives them (the folder app's Rocchio)."""
+        parts = feedback_parts(like, dislike)
+        stored = self.index.get_items([p.indexed for p in parts])
+        missing = [p.indexed for p in parts if p.indexed not in stored]
         if missing:
             raise QueryError(f"no item with id {missing[0]!r} in the catalogue")
-        picture, title = [], []
-        for ids, total in ((like, LIKE_WEIGHT), (dislike, -DISLIKE_WEIGHT)):
-            for i in dict.fromkeys(ids):
-                w = total / len(set(ids))
-                picture.append((np.asarray(stored[i]["image_vector"], np.float32), w))
-                title.append((np.asarray(stored[i]["text_vector"], np.float32), w))
-        return picture, title
+        vector = lambda p, name: np.asarray(stored[p.indexed][name], np.float32)  # noqa: E731
+        return ([(vector(p, "image_vector"), p.weight) for p in parts],
+                [(vector(p, "text_vector"), p.weight) for p in parts])
 
     def close(self) -> None:
         self.index.close()

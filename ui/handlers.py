@@ -18,6 +18,7 @@ from mmsearch.index import Hit, IndexError_
 from mmsearch.search import NOT_WEIGHT, Part, Query, QueryError, Searcher, feedback_parts, \
     load_query_image
 from mmsearch.thumbnails import Thumbnails
+from ui.widgets import mark
 
 ANY = "any"
 MAX_GROUPS = 30  # groups drawn in the Duplicates tab; the count says how many there are
@@ -126,15 +127,7 @@ class Handlers:
                          min_score=float(min_score) if min_score else None)
 
     # -- feedback ------------------------------------------------------------------------
-    @staticmethod
-    def mark(selected: str, liked: list[str], disliked: list[str], more: bool):
-        """Add the selected picture to "more like this" (or "less"), out of the other list."""
-        if not selected:
-            raise gr.Error("click a result first", print_exception=False)
-        liked = [p for p in liked if p != selected]
-        disliked = [p for p in disliked if p != selected]
-        (liked if more else disliked).append(selected)
-        return liked, disliked
+    mark = staticmethod(mark)
 
     @staticmethod
     def feedback_markdown(liked: list[str], disliked: list[str]) -> str:

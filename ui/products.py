@@ -14,7 +14,7 @@ from mmsearch.index import IndexError_
 from mmsearch.search import QueryError, load_query_image
 from mmsearch.thumbnails import Thumbnails
 from mmsearch.where import WhereError
-from ui.widgets import (example_picture, on_select, results_gallery, script_endpoints,
+from ui.widgets import (example_picture, mark, on_select, results_gallery, script_endpoints,
                         search_controls, selection_row)
 
 
@@ -128,12 +128,9 @@ def products_tab(h: CatalogHandlers, close_preview: str) -> None:
         trigger(h.search, form, [gallery, ids], js=close_preview,
                 api_name="search" if trigger == go.click else False)
 
-    def mark(more_: bool):
+    def marker(more_: bool):
         def handler(sel, liked_, disliked_, text, example_, where_, k_, cutoff):
-            if not sel:
-                raise gr.Error("click a product first", print_exception=False)
-            liked_ = [i for i in liked_ if i != sel] + ([sel] if more_ else [])
-            disliked_ = [i for i in disliked_ if i != sel] + ([] if more_ else [sel])
+            liked_, disliked_ = mark(sel, liked_, disliked_, more_, what="product")
             items, new_ids = h.search(text, example_, where_, liked_, disliked_, k_, cutoff)
             note = f"more like: {', '.join(liked_) or '–'} · less like: {', '.join(disliked_) or '–'}"
             return liked_, disliked_, note, items, new_ids
@@ -143,7 +140,7 @@ def products_tab(h: CatalogHandlers, close_preview: str) -> None:
     row.similar.click(h.similar, [selected, k, where], [gallery, ids], js=close_preview,
                   api_name="similar")
     for button, more_ in ((row.more, True), (row.less, False)):
-        button.click(mark(more_), [selected, liked, disliked, query, example, where, k,
+        button.click(marker(more_), [selected, liked, disliked, query, example, where, k,
                                    min_score],
                      [liked, disliked, feedback, gallery, ids], js=close_preview,
                      api_name=False)

@@ -54,6 +54,17 @@ def selection_row(what: str, similar_label: str) -> SelectionRow:
     return SelectionRow(selected, similar, more, less, forget, gr.Markdown(elem_id="feedback"))
 
 
+def mark(selected: str, liked: list[str], disliked: list[str], more: bool,
+         what: str = "result") -> tuple[list[str], list[str]]:
+    """Add the selected result to "more like this" (or "less"), out of the other list."""
+    if not selected:
+        raise gr.Error(f"click a {what} first", print_exception=False)
+    liked = [p for p in liked if p != selected]
+    disliked = [p for p in disliked if p != selected]
+    (liked if more else disliked).append(selected)
+    return liked, disliked
+
+
 def on_select(result_keys: list[str], evt: gr.SelectData) -> str:
     """A click on a result: select it (its path or id)."""
     return result_keys[evt.index] if 0 <= evt.index < len(result_keys) else ""
