@@ -35,10 +35,15 @@ def text_queries() -> dict[str, list[tuple[str, int, int | None]]]:
             "en_colour_class": en_colour, "id_colour_class": id_colour}
 
 
+def hits_at_k(scores: np.ndarray, relevant: np.ndarray, k: int = K) -> np.ndarray:
+    """Each query's share of relevant items in its top k. scores, relevant: [Q, N]."""
+    top = np.argsort(-scores, axis=1)[:, :k]
+    return np.take_along_axis(relevant, top, axis=1).mean(axis=1)
+
+
 def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int = K) -> float:
     """Mean over queries of the share of relevant items in the top k. scores: [Q, N]."""
-    top = np.argsort(-scores, axis=1)[:, :k]
-    return float(np.take_along_axis(relevant, top, axis=1).mean())
+    return float(hits_at_k(scores, relevant, k).mean())
 
 
 def evaluate_encoders(encode_images: Callable[[Sequence], np.ndarray],
@@ -61,8 +66,7 @@ def evaluate_encoders(encode_images: Callable[[Sequence], np.ndarray],
         out[name] = precision_at_k(q @ pool_vecs.T, relevant)
     queries = fashion.held_out(*IMAGE_QUERIES)
     q = encode_images([fashion.to_pil(p) for p in queries.images])
-    top = np.argsort(-(q @ pool_vecs.T), axis=1)[:, :K]
-    hits = (pool.labels[top] == queries.labels[:, None]).mean(axis=1)  # P@10 per query
+    hits = hits_at_k(q @ pool_vecs.T, pool.labels[None, :] == queries.labels[:, None])
     out["image_to_image_class"] = float(hits.mean())
     if detail is not None:
         rng = np.random.default_rng(0)
