@@ -32,6 +32,7 @@ class CatalogRow:
     title: str = ""
     description: str = ""
     fields: dict = field(default_factory=dict)
+    allowed: bool = True  # False: its picture lies outside the folders this import may read
 
 
 def _number(text: str):
@@ -71,8 +72,18 @@ def _records(path: Path):
             yield n, rec if isinstance(rec, dict) else "not a JSON object"
 
 
-def read_catalog(path: str | Path) -> tuple[list[CatalogRow], list[dict]]:
-    """The valid rows and, one per bad row, {"path", "row", "reason"}."""
+def _inside(path: str, folders: tuple[str, ...]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep)
+               for f in (os.path.realpath(g) for g in folders))
+
+
+def read_catalog(path: str | Path, picture_roots: tuple[str, ...] | None = None
+                 ) -> tuple[list[CatalogRow], list[dict]]:
+    """The valid rows and, one per bad row, {"path", "row", "reason"}. With `picture_roots`
+    (imports asked for over HTTP) a row whose picture does not resolve inside one of those
+    folders is marked not `allowed`: the import reports it as missing (so a caller cannot
+    learn what exists elsewhere) and leaves the item's stored row as it was."""
     path = Path(path).expanduser().resolve()
     try:
         records = list(_records(path))
@@ -104,7 +115,8 @@ def read_catalog(path: str | Path) -> tuple[list[CatalogRow], list[dict]]:
         image = os.path.normpath(os.path.join(path.parent, os.path.expanduser(image)))
         rows.append(CatalogRow(n, item_id, image, str(rec.get("title") or ""),
                                str(rec.get("description") or ""),
-                               {k: v for k, v in rec.items() if k not in KNOWN}))
+                               {k: v for k, v in rec.items() if k not in KNOWN},
+                               picture_roots is None or _inside(image, picture_roots)))
     return rows, errors
 
 
@@ -119,18 +131,41 @@ class _Job:
 
 def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batch_size: int = 32,
                    workers: int | None = None, progress: bool = True,
-                   on_progress: Callable[[int, int], None] | None = None) -> Summary:
+                   on_progress: Callable[[int, int], None] | None = None,
+                   picture_roots: tuple[str, ...] | None = None) -> Summary:
+    """Bring the items that came from `file` in line with it. Items of other catalogue files
+    in the same index are never touched; a file with no valid row changes nothing (it is an
+    error, and it is not added to the index's list of catalogues)."""
     from tqdm import tqdm
 
+    source = str(Path(file).expanduser().resolve())
     summary = Summary()
-    items, summary.errors = read_catalog(file)
+    items, summary.errors = read_catalog(file, picture_roots)
+    if not any(it.allowed for it in items):
+        first = summary.errors[0] if summary.errors else \
+            {"row": items[0].row, "reason": f"item {items[0].id!r}: no such picture"} \
+            if items else None
+        why = f" (row {first['row']}: {first['reason']})" if first else " (it is empty)"
+        raise CatalogFileError(f"{Path(source).name} has no valid catalogue row{why}; "
+                               "nothing was changed")
     enable_heif()
-    known = {r["id"]: r for r in index.iter_rows(["id", "path", "hash", "text_hash", "size",
-                                                  "mtime"])}
+    fields = ["path", "hash", "text_hash", "size", "mtime", "source"]
+    known = index.rows_from(source, fields)
+    others = {i: r for i, r in index.get_items([it.id for it in items if it.id not in known],
+                                               fields).items()}
     listed = {it.id for it in items}
     jobs: list[_Job] = []
     for it in items:
+        if it.id in others:  # an item of another catalogue file: never taken over
+            summary.errors.append({"path": it.image, "row": it.row, "reason":
+                                   f"id {it.id!r} belongs to another catalogue "
+                                   f"({Path(others[it.id]['source']).name or 'unknown'})"})
+            continue
         prev = known.get(it.id)
+        if not it.allowed:  # told apart from a missing picture nowhere but here: kept as is
+            summary.errors.append({"path": it.image, "row": it.row,
+                                   "reason": f"item {it.id!r}: no such picture"})
+            continue
         try:
             st = os.stat(it.image)
         except OSError:
@@ -150,6 +185,8 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
     gone = [i for i in known if i not in listed]
     index.delete_ids(gone)
     summary.removed = len(gone)
+    index.add_catalog(source)
+    index.add_roots(_picture_folders([it for it in items if it.allowed]))
 
     def read(job: _Job) -> Picture:
         if not job.new_image:
@@ -180,7 +217,7 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
             rows.append(ItemRow(
                 it.id, it.image, it.title, it.description, it.fields,
                 hash=pic.hash, size=st.st_size if st else pic.size,
-                mtime=st.st_mtime if st else pic.mtime,
+                mtime=st.st_mtime if st else pic.mtime, source=source,
                 image_vector=image_vecs.get(it.id, old.get("image_vector")),
                 text_vector=text_vecs.get(it.id, old.get("text_vector"))))
             if it.id in known:
@@ -212,10 +249,25 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
         write()
     finally:
         bar.close()
-    index.add_catalog(str(Path(file).expanduser().resolve()))
     index.flush()
     index.mark_indexed()
     return summary
+
+
+class CatalogFileError(ValueError):
+    """A catalogue file that cannot be imported at all; nothing in the index was changed."""
+
+
+def _picture_folders(items: list[CatalogRow]) -> list[str]:
+    """The folders holding the items' pictures, nested ones folded: where the app may make
+    previews from (mmsearch.thumbnails)."""
+    folders: list[str] = []
+    for folder in sorted({os.path.dirname(it.image) for it in items}):
+        if not any(folder == f or folder.startswith(f.rstrip(os.sep) + os.sep) for f in folders):
+            folders.append(folder)
+    # pictures spread over many folders: their common folder (the index keeps its roots in
+    # one meta row; previews also need the indexed content hash, so nothing else is served)
+    return folders if len(folders) <= 100 else [os.path.commonpath(folders)]
 
 
 def _title_text(item: CatalogRow) -> str:

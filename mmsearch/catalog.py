@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmsearch.filters import quote
-from mmsearch.index import MAX_PATH, PAGE, VECTOR_INDEX_PARAMS, Index
+from mmsearch.filters import brief, quote
+from mmsearch.index import MAX_PATH, PAGE, VECTOR_INDEX_PARAMS, Index, OutdatedIndexError
 from mmsearch.search import QueryError, compose, feedback_parts
 from mmsearch.where import translate
 
@@ -64,6 +64,7 @@ class ItemRow:
     hash: str        # the picture's content hash
     size: int        # the picture file's size and mtime: a re-import skips unchanged ones
     mtime: float
+    source: str = ""  # the catalogue file it came from: a re-import removes only its own
     image_vector: np.ndarray | None = field(default=None, repr=False)
     text_vector: np.ndarray | None = field(default=None, repr=False)
 
@@ -73,6 +74,7 @@ class ItemRow:
                 "text": item_text(self.title, self.description, self.fields),
                 "text_hash": text_hash(self.title, self.description, self.fields),
                 "hash": self.hash, "size": self.size, "mtime": self.mtime,
+                "source": self.source[:MAX_PATH],
                 "image_vector": np.asarray(self.image_vector, np.float32).tolist(),
                 "text_vector": np.asarray(self.text_vector, np.float32).tolist()}
 
@@ -115,6 +117,7 @@ class CatalogIndex(Index):
         s.add_field("text_hash", DataType.VARCHAR, max_length=64)
         s.add_field("size", DataType.INT64)
         s.add_field("mtime", DataType.DOUBLE)
+        s.add_field("source", DataType.VARCHAR, max_length=MAX_PATH)
         s.add_field("image_vector", DataType.FLOAT_VECTOR, dim=self.dim)
         s.add_field("text_vector", DataType.FLOAT_VECTOR, dim=self.dim)
         s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
@@ -139,10 +142,27 @@ class CatalogIndex(Index):
                 self.client.delete(ITEMS, ids=ids[i:i + PAGE])
 
     def get_items(self, ids: list[str], fields=("image_vector", "text_vector")) -> dict[str, dict]:
-        if not ids:
-            return {}
-        rows = self.client.get(ITEMS, ids=list(ids), output_fields=["id", *fields])
-        return {r["id"]: r for r in rows}
+        ids = list(ids)
+        found: dict[str, dict] = {}
+        for i in range(0, len(ids), PAGE):
+            rows = self.client.get(ITEMS, ids=ids[i:i + PAGE], output_fields=["id", *fields])
+            found.update((r["id"], r) for r in rows)
+        return found
+
+    def rows_from(self, source: str, fields) -> dict[str, dict]:
+        """The given fields of the items that came from the catalogue file `source`."""
+        return {r["id"]: r for r in self.iter_rows(["id", *fields],
+                                                   f"source == {quote(source)}")}
+
+    def _check_schema(self) -> None:
+        """Catalogues made before items recorded their file cannot be re-imported safely (a
+        re-import would not know which items are its own): say so once, clearly."""
+        names = {f["name"] for f in self.client.describe_collection(ITEMS)["fields"]}
+        if "source" not in names:
+            raise OutdatedIndexError(
+                f"the catalogue at {self.location} was made by an older mmsearch that did not "
+                "record which file each item came from; import the catalogue file again into "
+                "a new --db (or delete this one)")
 
     def stats(self) -> dict:
         return super().stats() | {"items": self.count(), "catalogs": self._get_meta("catalogs", [])}
@@ -154,9 +174,10 @@ class CatalogIndex(Index):
 
     # -- search --------------------------------------------------------------------------
     def search_field(self, anns_field: str, data, k: int, expr: str = "") -> list[Product]:
-        res = self.client.search(ITEMS, data=[data], anns_field=anns_field, limit=k,
-                                 filter=expr, output_fields=OUTPUT,
-                                 search_params=_search_params(anns_field, k))
+        with self.searching():
+            res = self.client.search(ITEMS, data=[data], anns_field=anns_field, limit=k,
+                                     filter=expr, output_fields=OUTPUT,
+                                     search_params=_search_params(anns_field, k))
         return _products(res[0])
 
     def hybrid(self, requests: list[tuple[str, object]], k: int, expr: str = "",
@@ -170,8 +191,9 @@ class CatalogIndex(Index):
                                          limit=max(k, CANDIDATES),
                                          expr=expr or None))
         ranker = WeightedRanker(*weights) if weights else RRFRanker(60)
-        res = self.client.hybrid_search(ITEMS, reqs, ranker=ranker, limit=k,
-                                        output_fields=OUTPUT)
+        with self.searching():
+            res = self.client.hybrid_search(ITEMS, reqs, ranker=ranker, limit=k,
+                                            output_fields=OUTPUT)
         return _products(res[0])
 
 
@@ -273,7 +295,7 @@ class CatalogSearcher:
         stored = self.index.get_items([p.indexed for p in parts])
         missing = [p.indexed for p in parts if p.indexed not in stored]
         if missing:
-            raise QueryError(f"no item with id {missing[0]!r} in the catalogue")
+            raise QueryError(f"no item with id {brief(missing[0])} in the catalogue")
         vector = lambda p, name: np.asarray(stored[p.indexed][name], np.float32)  # noqa: E731
         return ([(vector(p, "image_vector"), p.weight) for p in parts],
                 [(vector(p, "text_vector"), p.weight) for p in parts])

@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a file with one user:password per line")
     p.add_argument("--share", action="store_true", help="also publish a temporary public "
                    "gradio.live link (off unless asked)")
+    p.add_argument("--allow-indexing", metavar="FOLDER", action="append", default=[],
+                   help="let the app index folders (and import catalogues) under FOLDER on "
+                   "request; may repeat. Off by default; needs --auth")
+    p.add_argument("--allow-host", metavar="NAME", action="append", default=[],
+                   help="another host name the app answers to, e.g. a reverse proxy's public "
+                   "name (it refuses requests for any other name); may repeat")
 
     p = sub.add_parser("demo", help="index the shipped demo pictures with the embedded model "
                        "and open the app")
@@ -171,10 +177,14 @@ def cmd_index(args) -> int:
     new_model = requested or ModelSpec.parse(None)  # used only if the index does not exist yet
     if bool(args.paths) == bool(args.catalog):
         raise ValueError("give folders to index, or --catalog FILE (not both)")
+    # A model named on the command line loads before any index is created: a checkpoint that
+    # is refused (or a download that fails) must leave no index recording that model.
+    loaded = Encoder(requested).warm() if requested is not None else None
     with Index.open(_location(args), model=requested, create_model=new_model,
-                    dim=Encoder(new_model).dim,
+                    dim=(loaded or Encoder(new_model)).dim,
                     kind="catalog" if args.catalog else "folder") as index:
-        encoder = Encoder(index.model)
+        encoder = loaded if loaded is not None and loaded.spec == index.model \
+            else Encoder(index.model)
         if index.model.is_random:
             print(f"note: model {index.model.label}", file=sys.stderr)
         progress = not args.json and sys.stderr.isatty()
@@ -356,18 +366,42 @@ def cmd_stats(args) -> int:
 
 def cmd_ui(args) -> int:
     from ui.app import parse_auth, serve
+    from ui.security import IndexingPolicy, is_loopback
 
     auth = parse_auth(args.auth) if args.auth else None
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not auth:
+    indexing = IndexingPolicy.of(args.allow_indexing)
+    if indexing.enabled and not auth:
+        raise ValueError("--allow-indexing needs --auth user:password (without a login, "
+                         "anyone who can reach the app could make it read your files)")
+    if not is_loopback(args.host) and not auth:
         print(f"warning: --host {args.host} lets anyone on your network search your pictures; "
               "add --auth user:password", file=sys.stderr)
-    serve(_location(args), host=args.host, port=args.port, auth=auth, share=args.share)
+    refuse_old_dependencies(args.host)
+    serve(_location(args), host=args.host, port=args.port, auth=auth, share=args.share,
+          indexing=indexing, allow_hosts=tuple(args.allow_host))
     return 0
+
+
+def refuse_old_dependencies(host: str) -> None:
+    """One line per installed dependency below mmsearch's floor; such an environment may
+    serve only this computer (its holes are known and published)."""
+    from mmsearch.floors import below_floor
+    from ui.security import is_loopback
+
+    old = below_floor()
+    for line in old:
+        print(f"warning: {line}", file=sys.stderr)
+    if old and (not is_loopback(host)):
+        raise ValueError(f"refusing to serve on {host} with dependencies below their safe "
+                         "floors (see above); upgrade them (pip install -U -e .) or serve on "
+                         "127.0.0.1")
 
 
 def cmd_demo(args) -> int:
     from mmsearch.demo import run_demo
 
+    if not args.no_launch:
+        refuse_old_dependencies(args.host)
     return run_demo(db=args.db, launch=not args.no_launch, host=args.host, port=args.port,
                     catalog=args.catalog)
 

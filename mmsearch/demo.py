@@ -7,12 +7,13 @@ catalogue are all in the repository.
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from mmsearch.config import (DEMO_CATALOG, DEMO_PICTURES_DIR, IndexLocation, ModelSpec,
                              data_home)
 from mmsearch.encoder import Encoder
-from mmsearch.index import Index
+from mmsearch.index import Index, OutdatedIndexError
 
 
 def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool = False):
@@ -22,8 +23,16 @@ def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool
         db=db or data_home() / ("demo-catalog.db" if catalog else "demo.db"))
     spec = ModelSpec.parse("demo")
     encoder = Encoder(spec)
-    with Index.open(location, model=spec, create_model=spec, dim=encoder.dim,
-                    kind="catalog" if catalog else "folder") as index:
+    kind = "catalog" if catalog else "folder"
+    try:
+        index = Index.open(location, model=spec, create_model=spec, dim=encoder.dim, kind=kind)
+    except OutdatedIndexError:
+        if db:  # the user's own --db: theirs to remove
+            raise
+        # the default demo index is the demo's own, rebuilt from the repository in seconds
+        shutil.rmtree(location.db)
+        index = Index.open(location, model=spec, create_model=spec, dim=encoder.dim, kind=kind)
+    with index:
         if catalog:
             from indexer.catalog import import_catalog
 

@@ -100,20 +100,31 @@ class Encoder:
 
     def _load(self) -> None:
         import os
+        import pickle
 
         open_clip = _open_clip()
         arch, weights = _arch_and_weights(self.spec)
         try:
+            # weights_only: a checkpoint is data, never code. A .pt file is a pickle, and
+            # unpickling can run anything it names; torch>=2.10 (our floor) restricts it to
+            # tensors and plain containers.
             model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=weights, device=self.device)
-        except RuntimeError as exc:
+                arch, pretrained=weights, device=self.device, weights_only=True)
+        except pickle.UnpicklingError:
+            raise ModelLoadError(
+                f"refused the checkpoint {weights}: it is not a plain weights file (loading it "
+                "would run code stored in it); use one saved with "
+                "torch.save(model.state_dict(), ...) or a .safetensors file") from None
+        except (RuntimeError, OSError, EOFError, KeyError, ValueError) as exc:
             hint = ""
             if weights and not weights.startswith("/"):
                 hint = (" The weights download once into the Hugging Face cache; this needs the "
                         "internet (HF_HUB_OFFLINE="
                         f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}). "
                         "Offline, use the embedded model: --model demo.")
-            raise ModelLoadError(f"could not load model {self.spec.label}: {exc}.{hint}") from None
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelLoadError(f"could not load model {self.spec.label}: {reason}.{hint}") \
+                from None
         model.eval()
         if self.dtype_name == "bf16":
             import torch

@@ -21,6 +21,12 @@ class FilterError(ValueError):
     """A filter value that cannot be used; the message says why in one line."""
 
 
+def brief(text: str, limit: int = 60) -> str:
+    """Some of the user's input for a message: repr'd, and cut if long (a 1 MB input must not
+    come back in full)."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def quote(value: str) -> str:
     """A string literal for a Milvus filter expression."""
     return json.dumps(value, ensure_ascii=False)

@@ -51,16 +51,34 @@ class Decoded(NamedTuple):
     taken: float | None  # EXIF capture time, if any
 
 
-def open_image(data: bytes, path: str = "", draft_size: int = 448) -> Decoded:
-    """Bytes -> upright RGB picture plus its full size and capture time."""
+# Formats a picture may be in. Pillow would otherwise pick any of its ~40 decoders by the
+# file's first bytes (a ".jpg" that is really PSD or DDS reaches those decoders, where most of
+# Pillow's advisories have been); these are the formats mmsearch indexes.
+# (JPEG covers MPO, which phones write.) HEIF is there once pillow-heif is registered.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "HEIF")
+
+
+def formats() -> list[str]:
+    """FORMATS that Pillow can open now (Image.open raises KeyError for unknown names)."""
+    Image.init()
+    return [f for f in FORMATS if f in Image.OPEN]
+
+
+def open_image(data: bytes, path: str = "", draft_size: int = 448,
+               max_pixels: int | None = None) -> Decoded:
+    """Bytes -> upright RGB picture plus its full size and capture time. `max_pixels`, when
+    given, refuses larger pictures from their header, before any pixel is decoded."""
     if os.path.splitext(path)[1].lower() in HEIF_EXTENSIONS and not heif_available():
         raise BadPicture("HEIC/HEIF needs the heic extra: pip install 'mmsearch[heic]'")
     try:
         with warnings.catch_warnings():
             # A picture over PIL's pixel limit is refused below, not merely warned about.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=formats())
             width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise BadPicture(f"too large ({width}x{height} pixels; a query picture may have "
+                                 f"up to {max_pixels // 1_000_000} megapixels)")
             if image.getexif().get(ORIENTATION) in (5, 6, 7, 8):
                 width, height = height, width
             taken = exif_time(image)
@@ -70,6 +88,8 @@ def open_image(data: bytes, path: str = "", draft_size: int = 448) -> Decoded:
             return Decoded(to_rgb(image), width, height, taken)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadPicture("too many pixels (possible decompression bomb)") from None
+    except BadPicture:
+        raise
     except UnidentifiedImageError:
         raise BadPicture("not a picture (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

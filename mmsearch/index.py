@@ -49,6 +49,14 @@ class IndexNotFoundError(IndexError_):
     pass
 
 
+class SearchFailedError(IndexError_):
+    pass
+
+
+class OutdatedIndexError(IndexError_):
+    """An index an older mmsearch made, which this one cannot use safely."""
+
+
 @dataclass
 class ImageRow:
     """One indexed picture. `id` is derived from the absolute path (see `path_id`)."""
@@ -141,7 +149,7 @@ class Index:
                 raise IndexError_(
                     f"the index folder {existing} is read-only for this user: mmsearch needs to "
                     "write there (even to search, it keeps a lock file). Use a writable --db, "
-                    "or serve the index with `milvus-lite server` and pass --uri.")
+                    "or serve the index with `mmsearch serve-index` and pass --uri.")
             uri = str(location.db)
         else:
             uri = location.uri
@@ -152,9 +160,9 @@ class Index:
             if location.is_embedded and ("lock" in text.lower() or "Open local milvus failed" in text):
                 raise IndexInUseError(
                     f"the index {location.db} is in use by another mmsearch process (the app or an "
-                    "indexer). Close it, or share the index: run `milvus-lite server --data-dir "
-                    f"{location.db} --port 19530` and pass --uri http://127.0.0.1:19530 to every "
-                    "mmsearch command.") from None
+                    "indexer). Close it, or share the index: run `mmsearch serve-index --data-dir "
+                    f"{location.db}` (it listens on 127.0.0.1:19530 only) and pass --uri "
+                    "http://127.0.0.1:19530 to every mmsearch command.") from None
             raise IndexError_(f"cannot open the index at {location}: {text}") from None
 
     @staticmethod
@@ -207,6 +215,7 @@ class Index:
                         f"not a {KIND_NAMES[kind]}; use another --db/--uri for that")
                 index = _class_of(rec_kind)(client, location, rec_model, int(recorded["dim"]))
                 index._create()  # no-op, unless a first run was killed half-way through this
+                index._check_schema()
             elif create_model is None or dim is None:
                 raise IndexNotFoundError(
                     f"no mmsearch index at {location} yet: build one with `mmsearch index FOLDER`"
@@ -246,6 +255,9 @@ class Index:
                                      "created": time.time()})
         if not self.client.has_collection(self.COLLECTION):
             self._create_data(vector_index)
+
+    def _check_schema(self) -> None:
+        """Refuse, in one line, a collection this mmsearch cannot use safely (kinds override)."""
 
     def _create_data(self, vector_index: str) -> None:
         """The collection of this kind of index: here, one row per picture file."""
@@ -295,6 +307,19 @@ class Index:
                 reason = "the index folder is read-only"
             raise IndexError_(f"cannot write to the index at {self.location}: {reason}. What was "
                               "indexed before this is kept; fix it and run again.") from None
+
+    @contextmanager
+    def searching(self):
+        """An engine error during a search (a filter it rejects, a server gone) becomes one
+        short line, never a traceback."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            yield
+        except MilvusException as exc:
+            reason = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
+            reason = reason[0][:160] if reason else type(exc).__name__
+            raise SearchFailedError(f"the index could not run this search: {reason}") from None
 
     def _put_meta(self, key: str, value) -> None:
         with self._writing():
@@ -402,11 +427,12 @@ class Index:
     def search_many(self, vectors, k: int = 20, filter: str = "") -> list[list[Hit]]:
         """The top-k rows matching `filter` for each vector, best first (one request)."""
         k = max(1, min(int(k), 16384))
-        res = self.client.search(
-            IMAGES, data=[np.asarray(v, np.float32).tolist() for v in vectors],
-            anns_field="vector", limit=k, filter=filter,
-            output_fields=["path", "width", "height", "hash"],
-            search_params={"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}})
+        with self.searching():
+            res = self.client.search(
+                IMAGES, data=[np.asarray(v, np.float32).tolist() for v in vectors],
+                anns_field="vector", limit=k, filter=filter,
+                output_fields=["path", "width", "height", "hash"],
+                search_params={"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}})
         return [[Hit(e["path"], float(h["distance"]), e["width"], e["height"], e["hash"])
                  for h in hits for e in [h["entity"]]] for hits in res]
 

@@ -14,6 +14,7 @@ CLI and the app both go through `Searcher`, so they rank identically.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from PIL import Image
 
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.encoder import Encoder
-from mmsearch.filters import Filters
+from mmsearch.filters import Filters, brief
 from mmsearch.images import BadPicture, open_image, to_rgb
 from mmsearch.index import Hit, Index
 
@@ -87,23 +88,36 @@ def compose(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
     return total / norm
 
 
-def load_query_image(source: str | Path | bytes | Image.Image) -> Image.Image:
-    """A picture given as a path, bytes or PIL image -> upright RGB (same decoding as indexing)."""
+# Query pictures are refused above this many pixels, from their header: a 257 kB PNG of
+# 9400x9400 px (under Pillow's bomb limit of 89 MP) took 1 GB of RAM per decode. 50 MP
+# covers phone and most camera photos.
+MAX_QUERY_PIXELS = 50_000_000
+MAX_QUERY_BYTES = 100 * 2**20  # a file this big is no photo to search by
+
+
+def load_query_image(source: str | Path | bytes | Image.Image,
+                     name: str | None = None) -> Image.Image:
+    """A picture given as a path, bytes or PIL image -> upright RGB (same decoding as indexing).
+    `name`: how messages call it (default: the path)."""
     if isinstance(source, Image.Image):
         return to_rgb(source)
     if isinstance(source, (str, Path)):
+        name = str(source) if name is None else name
         try:
+            size = os.path.getsize(source)
+            if size > MAX_QUERY_BYTES:
+                raise QueryError(f"the example picture {name} is too large ({size >> 20} MB)")
             data = Path(source).read_bytes()
         except OSError as exc:
-            raise QueryError(f"cannot read {source}: {exc.strerror or exc}") from None
-        name = str(source)
+            raise QueryError(f"cannot read {name}: {exc.strerror or exc}") from None
+        ext = str(source)
     else:
-        data, name = source, ""
+        data, name, ext = source, name or "", name or ""
     label = f"the example picture {name}" if name else "the example picture"
     if not data:
         raise QueryError(f"{label} is empty")
     try:
-        return open_image(data, name).image
+        return open_image(data, ext, max_pixels=MAX_QUERY_PIXELS).image
     except BadPicture as exc:
         raise QueryError(f"{label} cannot be used: {exc}") from None
 
@@ -143,7 +157,8 @@ class Searcher:
             stored = self.index.get_rows([p.indexed for p in indexed], ("vector",))
             for p in indexed:
                 if p.indexed not in stored:
-                    raise QueryError(f"{p.indexed or 'that picture'} is not in the index")
+                    raise QueryError(f"{brief(p.indexed, 200) if p.indexed else 'that picture'} "
+                                     "is not in the index")
                 pairs.append((np.asarray(stored[p.indexed]["vector"], np.float32), p.weight))
         return compose(pairs)
 

@@ -2,19 +2,26 @@
 
 The app sends these to the browser instead of the originals (a 12 MP photo is ~5 MB; a
 preview ~20 kB), and serves files only from this folder, so nothing outside the index can
-be fetched through it. Previews are made on first view and reused afterwards.
+be fetched through it. Previews are made on first view and reused afterwards, and only from
+a regular file that resolves inside one of the index's roots and still has the content that
+was indexed: a picture swapped for a symlink to a private file, or for other content since
+indexing, gets no preview.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import Callable, Iterable
 
 from PIL import Image, ImageOps
 
 from mmsearch.config import IndexLocation, data_home
-from mmsearch.images import to_rgb
+from mmsearch.images import formats, to_rgb
+from mmsearch.index import content_hash
 
 PREVIEW_SIZE = 384
 
@@ -27,20 +34,27 @@ def thumbnail_dir(location: IndexLocation) -> Path:
 
 
 class Thumbnails:
-    def __init__(self, folder: Path, size: int = PREVIEW_SIZE):
+    """`roots()`: the folders previews may be made from (read when a preview is made)."""
+
+    def __init__(self, folder: Path, roots: Callable[[], Iterable[str]] = tuple,
+                 size: int = PREVIEW_SIZE):
         self.folder = Path(folder)
+        self.roots = roots
         self.size = size
 
     def path_for(self, content_hash: str) -> Path:
         return self.folder / content_hash[:2] / f"{content_hash}.jpg"
 
-    def ensure(self, source: str, content_hash: str) -> Path | None:
+    def ensure(self, source: str, digest: str) -> Path | None:
         """The preview of `source`, made if missing. None if the source cannot be read now."""
-        target = self.path_for(content_hash)
+        target = self.path_for(digest)
         if target.exists():
             return target
+        data = self._indexed_bytes(source, digest)
+        if data is None:
+            return None
         try:
-            with Image.open(source) as img:
+            with Image.open(io.BytesIO(data), formats=formats()) as img:
                 img.draft("RGB", (self.size, self.size))
                 img = ImageOps.exif_transpose(img)
                 img = to_rgb(img)
@@ -54,3 +68,25 @@ class Thumbnails:
             img.save(f, "JPEG", quality=85)
         os.replace(tmp, target)
         return target
+
+    def _indexed_bytes(self, source: str, expected_hash: str) -> bytes | None:
+        """The file's bytes if it is a regular file inside a root with the indexed content."""
+        real = os.path.realpath(source)
+        inside = False
+        for root in self.roots():
+            root = os.path.realpath(root)
+            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+                inside = True
+                break
+        if not inside:
+            return None
+        try:
+            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            data = f.read()
+        return data if content_hash(data) == expected_hash else None

@@ -22,6 +22,8 @@ import json
 import re
 from collections.abc import Callable
 
+from mmsearch.filters import brief
+
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
   | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
@@ -30,6 +32,11 @@ _TOKEN = re.compile(r"""\s*(?:
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
 )""", re.VERBOSE)
 KEYWORDS = {"and", "or", "not", "in", "true", "false"}
+# Nesting of parentheses and "not": real filters use 2-3 levels; 5,000 overflowed Python's
+# stack and 200 made Milvus fail with an internal error.
+MAX_DEPTH = 20
+MAX_LENGTH = 4000  # characters; a filter is a line, not a document
+MAX_VALUES = 256   # values in one `in [...]` list
 
 
 class WhereError(ValueError):
@@ -37,13 +44,22 @@ class WhereError(ValueError):
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:
+    if len(text) > MAX_LENGTH:
+        raise WhereError(f"--where is too long ({len(text)} characters; at most {MAX_LENGTH})")
+    bad = next((c for c in text if ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127), None)
+    if bad is not None:
+        raise WhereError(f"--where has a control character (code {ord(bad)}) at column "
+                         f"{text.index(bad) + 1}; type the filter as plain text")
     out, pos = [], 0
     while pos < len(text):
         if text[pos:].strip() == "":
             break
         m = _TOKEN.match(text, pos)
         if not m:
-            raise WhereError(f"cannot read --where at column {pos + 1}: {text[pos:pos + 12]!r}")
+            pos += len(text[pos:]) - len(text[pos:].lstrip())
+            hint = " (compare with ==)" if text[pos] == "=" else ""
+            raise WhereError(f"cannot read --where at column {pos + 1}: "
+                             f"{brief(text[pos:pos + 12], 12)}{hint}")
         kind = m.lastgroup
         value, column = m.group(kind), m.start(kind) + 1
         if kind == "name" and value.lower() in KEYWORDS:
@@ -63,6 +79,14 @@ def translate(text: str, field: Callable[[str], str] = json_field()) -> str:
     if not tokens:
         raise WhereError("--where is empty")
     pos = 0
+    depth = 0
+
+    def deeper() -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise WhereError(f"--where nests too deeply (more than {MAX_DEPTH} levels of "
+                             "parentheses and not)")
 
     def peek(kind: str, value: str | None = None) -> bool:
         return pos < len(tokens) and tokens[pos][0] == kind and \
@@ -71,7 +95,7 @@ def translate(text: str, field: Callable[[str], str] = json_field()) -> str:
     def take(kind: str, value: str | None = None, what: str = "") -> str:
         nonlocal pos
         if not peek(kind, value):
-            found = f"{tokens[pos][1]!r} at column {tokens[pos][2]}" if pos < len(tokens) \
+            found = f"{brief(tokens[pos][1])} at column {tokens[pos][2]}" if pos < len(tokens) \
                 else "the end"
             raise WhereError(f"--where expected {what or value or kind}, found {found}")
         pos += 1
@@ -100,18 +124,26 @@ def translate(text: str, field: Callable[[str], str] = json_field()) -> str:
         while peek("punct", ","):
             take("punct", ",")
             values.append(value())
+            if len(values) > MAX_VALUES:
+                raise WhereError(f"--where: at most {MAX_VALUES} values in one in [...] list")
         take("punct", "]")
         # as equalities: Milvus Lite's `in` takes plain columns only, not JSON paths
         either = " or ".join(f"{name} == {v}" for v in values)
         return f"not ({either})" if negated else f"({either})"
 
     def factor() -> str:
+        nonlocal depth
         if peek("kw", "not"):
             take("kw", "not")
-            return f"not ({factor()})"
+            deeper()
+            inner = factor()
+            depth -= 1
+            return f"not ({inner})"
         if peek("punct", "("):
             take("punct", "(")
+            deeper()
             inner = expr()
+            depth -= 1
             take("punct", ")")
             return f"({inner})"
         return comparison()
@@ -133,5 +165,5 @@ def translate(text: str, field: Callable[[str], str] = json_field()) -> str:
     result = expr()
     if pos != len(tokens):
         raise WhereError(f"--where has something extra at column {tokens[pos][2]}: "
-                         f"{tokens[pos][1]!r}")
+                         f"{brief(tokens[pos][1])}")
     return result

@@ -226,9 +226,12 @@ def test_index_tab_adds_a_folder_rescans_and_shows_stats(make_index, encoder, tm
     for f in demo_files(12):
         shutil.copy(f, folder / f.name)
     port = free_port()
-    app = launch(Searcher(index, encoder), port=port, block=False)
+    from ui.security import IndexingPolicy
+
+    app = launch(Searcher(index, encoder), port=port, block=False, auth=[("ana", "s3cret")],
+                 indexing=IndexingPolicy.of([str(tmp_path)]))
     try:
-        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        c = Client(f"http://127.0.0.1:{port}/", auth=("ana", "s3cret"), verbose=False)
         line, stats, _ = c.predict(str(folder), api_name="/index_folder")
         assert line.startswith("added 12, updated 0, removed 0")
         assert "**12** pictures" in stats and "last indexed 20" in stats and str(folder) in stats
@@ -241,7 +244,7 @@ def test_index_tab_adds_a_folder_rescans_and_shows_stats(make_index, encoder, tm
         assert "**12** pictures" in stats
         from gradio_client.exceptions import AppError
 
-        with pytest.raises(AppError, match="no such folder"):
+        with pytest.raises(AppError, match="cannot be used from the app"):
             c.predict(str(tmp_path / "nowhere"), api_name="/index_folder")
     finally:
         app.close()

@@ -218,10 +218,14 @@ def test_app_shows_products(demo_catalog, encoder):
     from test_app import free_port
     from ui.app import launch
 
+    from mmsearch.config import ASSETS_DIR
+    from ui.security import IndexingPolicy
+
     port = free_port()
-    app = launch(CatalogSearcher(demo_catalog, encoder).warm(), port=port, block=False)
+    app = launch(CatalogSearcher(demo_catalog, encoder).warm(), port=port, block=False,
+                 auth=[("ana", "s3cret")], indexing=IndexingPolicy.of([ASSETS_DIR]))
     try:
-        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        c = Client(f"http://127.0.0.1:{port}/", auth=("ana", "s3cret"), verbose=False)
         gallery = c.predict("sepatu lari ringan merah", 3, api_name="/search_text")
         score, title, price = gallery[0]["caption"].split(" · ")
         assert float(score) > 0 and price.startswith("Rp ") and "Merah" in title or "Red" in title

@@ -73,7 +73,9 @@ def test_second_process_gets_one_clear_line(tmp_path, encoder):
     assert done.returncode == 1
     err = done.stderr.strip()
     assert "\n" not in err and "Traceback" not in err
-    assert "in use" in err and "milvus-lite server" in err and "--uri" in err
+    # the advice is the server that binds 127.0.0.1, never `milvus-lite server` (0.0.0.0)
+    assert "in use" in err and "mmsearch serve-index" in err and "--uri" in err
+    assert "milvus-lite server" not in err
 
 
 def as_nobody(argv: list[str], home: str) -> subprocess.CompletedProcess:

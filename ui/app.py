@@ -10,6 +10,7 @@ import os
 import sys
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from mmsearch.catalog import CatalogIndex, CatalogSearcher
 from mmsearch.config import IndexLocation
@@ -20,6 +21,8 @@ from mmsearch.search import QueryError, Searcher
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
 from ui.handlers import ANY, MAX_GROUPS, Handlers, caption, stats_markdown  # noqa: F401
 from ui.products import CatalogHandlers, products_tab
+from ui.security import Guard, HostPolicy, IndexingPolicy, private_temp_dir
+from ui.uploads import QueryPictures
 from ui.widgets import (DEFAULT_K, example_picture, on_select, results_gallery,
                         script_endpoints, search_controls, selection_row)
 
@@ -31,12 +34,19 @@ CLOSE_PREVIEW = ("(...args) => { document.querySelector('#results button[aria-la
 CSS = ".duplicate-group .grid-container { grid-template-columns: repeat(8, minmax(0, 1fr)) !important; }"
 
 
-def build_app(searcher: Searcher | CatalogSearcher, thumbs: Thumbnails) -> gr.Blocks:
+# Gradio's copies of served previews and leftover uploads: swept hourly (age one hour).
+SWEEP = (3600, 3600)
+
+
+def build_app(searcher: Searcher | CatalogSearcher, thumbs: Thumbnails,
+              indexing: IndexingPolicy = IndexingPolicy(),
+              pictures: QueryPictures | None = None) -> gr.Blocks:
     """A folder index gets Search, Duplicates and Index tabs; a catalogue Products and Index."""
+    pictures = pictures or QueryPictures()
     if isinstance(searcher, CatalogSearcher):
-        return _catalog_app(CatalogHandlers(searcher, thumbs))
-    h = Handlers(searcher, thumbs)
-    with gr.Blocks(title="mmsearch") as app:
+        return _catalog_app(CatalogHandlers(searcher, thumbs, indexing, pictures))
+    h = Handlers(searcher, thumbs, indexing, pictures)
+    with gr.Blocks(title="mmsearch", delete_cache=SWEEP) as app:
         gr.Markdown("## mmsearch — find pictures by words or by example")
         with gr.Tabs():
             folder = _search_tab(h)
@@ -49,7 +59,7 @@ def build_app(searcher: Searcher | CatalogSearcher, thumbs: Thumbnails) -> gr.Bl
             try:
                 hits = searcher.search_similar(path, int(k))
             except QueryError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                h.fail(exc)
             return [{"file": hit.path, "score": round(hit.score, 6)} for hit in hits]
 
         gr.api(search_similar, api_name="search_similar")
@@ -58,7 +68,7 @@ def build_app(searcher: Searcher | CatalogSearcher, thumbs: Thumbnails) -> gr.Bl
 
 
 def _catalog_app(h: CatalogHandlers) -> gr.Blocks:
-    with gr.Blocks(title="mmsearch — products") as app:
+    with gr.Blocks(title="mmsearch — products", delete_cache=SWEEP) as app:
         gr.Markdown("## mmsearch — find products by words, pictures and what you liked")
         with gr.Tabs():
             products_tab(h, CLOSE_PREVIEW)
@@ -149,16 +159,23 @@ def _duplicates_tab(h: Handlers) -> None:
 
 
 def _index_tab(h: Handlers | CatalogHandlers, folder_filter: gr.Dropdown | None) -> gr.Markdown:
-    """Stats, add a folder (or a catalogue file), re-scan; one run at a time, with progress."""
+    """Stats; and, when the app was started with --allow-indexing, add a folder (or a
+    catalogue file) and re-scan, one run at a time, with progress. Without it the indexing
+    endpoints do not exist at all."""
     searcher = h.searcher
     catalog = isinstance(h, CatalogHandlers)
     with gr.Tab("Index"):
         stats = gr.Markdown(stats_markdown(searcher), elem_id="stats")
+        if not h.indexing.enabled:
+            gr.Markdown("Indexing from the app is off. Index with `mmsearch index` on this "
+                        "computer, or start the app with `--allow-indexing FOLDER --auth "
+                        "user:password` to add folders from here.", elem_id="indexing-off")
+            return stats
         with gr.Row():
             new_folder = gr.Textbox(
                 label="Catalogue file on this computer" if catalog else "Folder on this computer",
-                scale=3, placeholder="/home/you/shop/products.csv" if catalog
-                else "/home/you/Pictures")
+                scale=3, placeholder=(h.indexing.roots[0] + "/products.csv") if catalog
+                else h.indexing.roots[0])
             add = gr.Button("Import" if catalog else "Add and index", variant="primary", scale=1)
             rescan = gr.Button("Re-import" if catalog else "Re-scan all folders", scale=1)
         result = gr.Textbox(label="Last run", interactive=False)
@@ -206,20 +223,37 @@ def parse_auth(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def launch(searcher: Searcher | CatalogSearcher, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
-           auth: list[tuple[str, str]] | None = None, share: bool = False) -> gr.Blocks:
-    thumbs = Thumbnails(thumbnail_dir(searcher.index.location))
+def launch(searcher: Searcher | CatalogSearcher, host: str = "127.0.0.1", port: int = 7860,
+           block: bool = True, auth: list[tuple[str, str]] | None = None, share: bool = False,
+           indexing: IndexingPolicy = IndexingPolicy(), allow_hosts: tuple[str, ...] = ()
+           ) -> gr.Blocks:
+    """Serve the app behind `ui.security.Guard`. `indexing`: the folders HTTP callers may have
+    indexed (none by default; needs `auth`). `allow_hosts`: more names the app answers to
+    (a reverse proxy's public name)."""
+    if indexing.enabled and not auth:
+        raise ValueError("--allow-indexing needs --auth: without a login anyone who can reach "
+                         "the app could make it read your files")
+    thumbs = Thumbnails(thumbnail_dir(searcher.index.location),
+                        roots=lambda: searcher.index.roots)
     thumbs.folder.mkdir(parents=True, exist_ok=True)
-    app = build_app(searcher, thumbs)
+    temp = private_temp_dir()
+    app = build_app(searcher, thumbs, indexing, QueryPictures(temp))
+    app.mmsearch_temp = temp  # the tests check what is left there
     app.queue(default_concurrency_limit=4)
-    app.launch(css=CSS, server_name=host, server_port=port, allowed_paths=[str(thumbs.folder)],
-               max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, show_error=True,
-               quiet=not block, auth=auth or None, share=share)
+    guard = Middleware(Guard, hosts=HostPolicy.for_bind(host, tuple(allow_hosts), share),
+                       served=(str(thumbs.folder), str(temp)), auth=bool(auth))
+    app.launch(css=CSS, server_name=host, server_port=port,
+               allowed_paths=[str(thumbs.folder)], max_file_size=MAX_UPLOAD,
+               prevent_thread_lock=not block, show_error=False, quiet=not block,
+               auth=auth or None, share=share, ssr_mode=False,
+               app_kwargs={"middleware": [guard]})
     return app
 
 
 def serve(location: IndexLocation, host: str = "127.0.0.1", port: int = 7860,
-          auth: list[tuple[str, str]] | None = None, share: bool = False) -> None:
+          auth: list[tuple[str, str]] | None = None, share: bool = False,
+          indexing: IndexingPolicy = IndexingPolicy(), allow_hosts: tuple[str, ...] = ()
+          ) -> None:
     """Open the index, warm model and collection, then serve until interrupted."""
     try:
         index = Index.open(location)
@@ -232,4 +266,8 @@ def serve(location: IndexLocation, host: str = "127.0.0.1", port: int = 7860,
     searcher.warm()
     print(f"mmsearch app on http://{host}:{port}  ({index.count()} "
           f"{'products' if catalog else 'pictures'})", file=sys.stderr)
-    launch(searcher, host, port, block=True, auth=auth, share=share)
+    if indexing.enabled:
+        print("indexing from the app: folders under " + ", ".join(indexing.roots),
+              file=sys.stderr)
+    launch(searcher, host, port, block=True, auth=auth, share=share, indexing=indexing,
+           allow_hosts=allow_hosts)

@@ -7,6 +7,7 @@ form values into that Query and results into gallery items.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from typing import Callable
 
@@ -15,9 +16,10 @@ import gradio as gr
 from mmsearch.duplicates import default_threshold, find_duplicates
 from mmsearch.filters import Filters, FilterError
 from mmsearch.index import Hit, IndexError_
-from mmsearch.search import NOT_WEIGHT, Part, Query, QueryError, Searcher, feedback_parts, \
-    load_query_image
+from mmsearch.search import NOT_WEIGHT, Part, Query, QueryError, Searcher, feedback_parts
 from mmsearch.thumbnails import Thumbnails
+from ui.security import IndexingPolicy, PathRefused, public_text
+from ui.uploads import QueryPictures
 from ui.widgets import mark
 
 ANY = "any"
@@ -50,14 +52,27 @@ def stats_markdown(searcher) -> str:
             f"index `{s['location']}` · {'catalogues' if catalog else 'folders'}: {listed}")
 
 
-def _fail(exc: Exception):
-    raise gr.Error(str(exc), print_exception=False) from None
+class AppHandlers:
+    """What both kinds of app share: the open searcher, previews, uploads, the indexing
+    policy, and errors told to HTTP callers without server paths."""
 
-
-class Handlers:
-    def __init__(self, searcher: Searcher, thumbs: Thumbnails):
+    def __init__(self, searcher, thumbs: Thumbnails, indexing: IndexingPolicy = IndexingPolicy(),
+                 pictures: QueryPictures | None = None):
         self.searcher = searcher
         self.thumbs = thumbs
+        self.indexing = indexing
+        self.pictures = pictures or QueryPictures()
+
+    def fail(self, exc: Exception):
+        """Raise `exc` as the one-line message the page shows: no server folder in it (the
+        index's, the uploads', the working directory), long inputs cut."""
+        hide = (str(self.searcher.index.location), self.pictures.folder or "", os.getcwd(),
+                tempfile.gettempdir())
+        raise gr.Error(public_text(str(exc), hide), print_exception=False) from None
+
+
+class Handlers(AppHandlers):
+    searcher: Searcher
 
     # -- results -------------------------------------------------------------------------
     def gallery(self, hits: list[Hit]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -73,8 +88,8 @@ class Handlers:
     def _run(self, search: Callable, *args, **kwargs):
         try:
             return self.gallery(search(*args, **kwargs))
-        except (QueryError, FilterError) as exc:
-            _fail(exc)
+        except (QueryError, FilterError, IndexError_) as exc:
+            self.fail(exc)
 
     # -- the search form -----------------------------------------------------------------
     @staticmethod
@@ -88,7 +103,7 @@ class Handlers:
               disliked: list[str], min_score: float, **filters) -> Query:
         parts = [Part(text=text)] if (text or "").strip() else []
         if example:
-            parts.append(Part(image=load_query_image(example)))
+            parts.append(Part(image=self.pictures.load(example)))
         parts += [Part(text=w.strip(), weight=-NOT_WEIGHT)
                   for w in (without or "").split(",") if w.strip()]
         parts += feedback_parts(liked or [], disliked or [])
@@ -107,7 +122,7 @@ class Handlers:
                                orientation=orientation, min_width=min_width,
                                min_height=min_height)
         except (QueryError, FilterError) as exc:
-            _fail(exc)
+            self.fail(exc)
         return self._run(self.searcher.search, query, int(k))
 
     def search_text(self, text: str, k: float):
@@ -116,13 +131,17 @@ class Handlers:
     def search_image(self, image: str | None, k: float):
         if not image:
             raise gr.Error("no picture: drop an example picture first", print_exception=False)
-        return self._run(self.searcher.search_image, image, int(k))
+        try:
+            picture = self.pictures.load(image)
+        except QueryError as exc:
+            self.fail(exc)
+        return self._run(self.searcher.search_image, picture, int(k))
 
     def search_similar(self, path: str, k: float, min_score: float = 0.0, **filters):
         try:
             flt = self.filters(**filters)
         except FilterError as exc:
-            _fail(exc)
+            self.fail(exc)
         return self._run(self.searcher.search_similar, path or "", int(k), filters=flt,
                          min_score=float(min_score) if min_score else None)
 
@@ -143,7 +162,7 @@ class Handlers:
         try:
             groups = find_duplicates(self.searcher.index, threshold)
         except ValueError as exc:
-            _fail(exc)
+            self.fail(exc)
         return [[{"file": m.path, "score": round(m.score, 6)} for m in g] for g in groups]
 
     def group_gallery(self, group: list[dict]) -> list[tuple[str, str]]:
@@ -162,24 +181,27 @@ class Handlers:
     # -- index management ----------------------------------------------------------------
     def index_folders(self, folders: list[str],
                       on_progress: Callable[[int, int], None] | None = None) -> dict:
-        """Index (or re-scan) folders on this machine into the open index; the summary."""
+        """Index (or re-scan) folders into the open index, if they lie under the folders the
+        app was started with (--allow-indexing); the summary."""
         from indexer.pipeline import index_paths
 
-        folders = [os.path.abspath(os.path.expanduser(f.strip())) for f in folders if f.strip()]
-        if not folders:
-            raise gr.Error("type the path of a folder on this computer", print_exception=False)
-        missing = [f for f in folders if not os.path.isdir(f)]
-        if missing:
-            raise gr.Error(f"no such folder: {missing[0]}", print_exception=False)
+        try:
+            folders = [self.indexing.folder(f) for f in folders if f.strip()] or \
+                [self.indexing.folder("")]
+        except PathRefused as exc:
+            self.fail(exc)
         try:
             summary = index_paths(folders, self.searcher.index, self.searcher.encoder,
                                   progress=False, on_progress=on_progress)
         except IndexError_ as exc:
-            _fail(exc)
+            self.fail(exc)
         return summary.to_json() | {"line": summary.line()}
 
     def rescan(self, on_progress: Callable[[int, int], None] | None = None) -> dict:
-        roots = self.searcher.index.roots
+        """Re-scan the index's folders that lie under --allow-indexing (the others are left
+        to `mmsearch index`)."""
+        roots = [r for r in self.searcher.index.roots if self.indexing.covers(r)]
         if not roots:
-            raise gr.Error("nothing indexed yet: add a folder first", print_exception=False)
+            raise gr.Error("nothing to re-scan from the app: add a folder first",
+                           print_exception=False)
         return self.index_folders(roots, on_progress)

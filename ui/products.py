@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import gradio as gr
 
 from mmsearch.catalog import CatalogSearcher, Product
 from mmsearch.index import IndexError_
-from mmsearch.search import QueryError, load_query_image
-from mmsearch.thumbnails import Thumbnails
+from mmsearch.search import QueryError
 from mmsearch.where import WhereError
+from ui.handlers import AppHandlers
+from ui.security import PathRefused
 from ui.widgets import (example_picture, mark, on_select, results_gallery, script_endpoints,
                         search_controls, selection_row)
 
@@ -31,14 +31,8 @@ def product_caption(p: Product) -> str:
                        *([price_text(price)] if price is not None else [])])
 
 
-def _fail(exc: Exception):
-    raise gr.Error(str(exc), print_exception=False) from None
-
-
-class CatalogHandlers:
-    def __init__(self, searcher: CatalogSearcher, thumbs: Thumbnails):
-        self.searcher = searcher
-        self.thumbs = thumbs
+class CatalogHandlers(AppHandlers):
+    searcher: CatalogSearcher
 
     def gallery(self, products: list[Product]) -> tuple[list[tuple[str, str]], list[str]]:
         """(gallery items, the product ids in the same order)."""
@@ -55,12 +49,12 @@ class CatalogHandlers:
         """Words and/or an example picture, the products marked more/less like this, and a
         --where filter over the item fields."""
         try:
-            image = load_query_image(example) if example else None
+            image = self.pictures.load(example) if example else None
             return self.gallery(self.searcher.search(
                 text=text or "", image=image, like=liked or [], dislike=disliked or [],
                 where=where or "", k=int(k), min_score=float(min_score) or None))
-        except (QueryError, WhereError) as exc:
-            _fail(exc)
+        except (QueryError, WhereError, IndexError_) as exc:
+            self.fail(exc)
 
     def search_text(self, text: str, k: float):
         return self.search(text, None, "", [], [], k)
@@ -75,34 +69,42 @@ class CatalogHandlers:
             raise gr.Error("click a product first", print_exception=False)
         return self.search("", None, where, [item_id], [], k)
 
-    # -- index management (the Index tab) --------------------------------------------
+    # -- index management (the Index tab, with --allow-indexing) ------------------------
     def index_folders(self, files: list[str],
                       on_progress: Callable[[int, int], None] | None = None) -> dict:
-        """Import (or re-import) catalogue files into the open catalogue; the summary."""
+        """Import (or re-import) catalogue files under the --allow-indexing folders; their
+        pictures must lie under the file's folder or those folders. The summary."""
         from indexer.catalog import import_catalog
 
-        files = [os.path.abspath(os.path.expanduser(f.strip())) for f in files if f.strip()]
-        if not files or not all(Path(f).is_file() for f in files):
-            raise gr.Error("type the path of a catalogue file (.jsonl or .csv) on this computer",
-                           print_exception=False)
-        total = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "skipped": 0}
-        lines = []
         try:
-            for f in files:
+            files = [self.indexing.file(f) for f in files if f.strip()] or [self.indexing.file("")]
+        except PathRefused as exc:
+            self.fail(exc)
+        total = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "skipped": 0}
+        lines, failed = [], []
+        for f in files:  # one bad file is reported; the others still import
+            try:
                 summary = import_catalog(f, self.searcher.index, self.searcher.encoder,
-                                         progress=False, on_progress=on_progress)
-                for key, value in summary.to_json().items():
-                    if key in total:
-                        total[key] += value
-                lines.append(summary.line())
-        except (IndexError_, ValueError) as exc:
-            _fail(exc)
+                                         progress=False, on_progress=on_progress,
+                                         picture_roots=(os.path.dirname(f),
+                                                        *self.indexing.roots))
+            except (IndexError_, ValueError) as exc:
+                failed.append(exc)
+                lines.append(str(exc))
+                continue
+            for key, value in summary.to_json().items():
+                if key in total:
+                    total[key] += value
+            lines.append(summary.line())
+        if len(failed) == len(files):
+            self.fail(failed[0])
         return total | {"line": "; ".join(lines)}
 
     def rescan(self, on_progress: Callable[[int, int], None] | None = None) -> dict:
-        files = self.searcher.index.stats().get("catalogs", [])
+        files = [f for f in self.searcher.index.stats().get("catalogs", [])
+                 if self.indexing.covers(f)]
         if not files:
-            raise gr.Error("no catalogue imported yet", print_exception=False)
+            raise gr.Error("no catalogue to re-import from the app", print_exception=False)
         return self.index_folders(files, on_progress)
 
 
