@@ -17,8 +17,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+PORT ?= 7860
+
 demo: $(BIN)/.installed
-	$(BIN)/mmsearch demo
+	$(BIN)/mmsearch demo --port $(PORT)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -rs

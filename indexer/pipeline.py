@@ -117,7 +117,6 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
 
     `progress` draws a terminal bar; `on_progress(done, total)` is called as pictures are
     read (the app's progress bar)."""
-    import torch
     from tqdm import tqdm
 
     roots = roots_of(paths)
@@ -133,9 +132,9 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
     summary.unchanged = work.unchanged
     index.add_roots([r if os.path.isdir(r) else os.path.dirname(r) for r in roots])
 
-    preprocess = encoder.preprocess
-    draft_size = 2 * encoder.image_size
     workers = workers or os.cpu_count() or 2
+    if work.jobs:  # an unchanged re-scan never loads the model
+        preprocess, draft_size = encoder.preprocess, 2 * encoder.image_size
 
     def read(job: Job) -> Picture:
         return read_picture(job.path, preprocess, draft_size, job.known_hash)
@@ -145,6 +144,8 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
 
     def flush() -> None:
         if batch:
+            import torch  # here: a re-scan with nothing new never imports it (3 s)
+
             vectors = encoder.encode_pixels(torch.stack([p.pixels for _, p in batch]))
             index.upsert([_row(p, v) for (_, p), v in zip(batch, vectors)])
             for job, _ in batch:

@@ -166,25 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_index(args) -> int:
     from indexer.pipeline import index_paths
     from mmsearch.config import ModelSpec, Shard
-    from mmsearch.encoder import Encoder, check_spec
-    from mmsearch.index import Index
+    from mmsearch.encoder import check_spec
 
     shard = Shard.parse(args.shard)
     requested = ModelSpec.parse(args.model, args.pretrained) \
         if (args.model or args.pretrained) else None
     if requested is not None:
         check_spec(requested)
-    new_model = requested or ModelSpec.parse(None)  # used only if the index does not exist yet
     if bool(args.paths) == bool(args.catalog):
         raise ValueError("give folders to index, or --catalog FILE (not both)")
-    # A model named on the command line loads before any index is created: a checkpoint that
-    # is refused (or a download that fails) must leave no index recording that model.
-    loaded = Encoder(requested).warm() if requested is not None else None
-    with Index.open(_location(args), model=requested, create_model=new_model,
-                    dim=(loaded or Encoder(new_model)).dim,
-                    kind="catalog" if args.catalog else "folder") as index:
-        encoder = loaded if loaded is not None and loaded.spec == index.model \
-            else Encoder(index.model)
+    for path in [*args.paths, *([args.catalog] if args.catalog else [])]:
+        if not os.path.exists(path):
+            raise ValueError(f"no such file or folder: {path}")
+    opened = _open_for_indexing(_location(args), requested, args)
+    if opened is None:
+        print("no pictures found under " + ", ".join(args.paths) + "; nothing was indexed",
+              file=sys.stderr)
+        return 0
+    index, encoder = opened
+    with index:
         if index.model.is_random:
             print(f"note: model {index.model.label}", file=sys.stderr)
         progress = not args.json and sys.stderr.isatty()
@@ -206,6 +206,43 @@ def cmd_index(args) -> int:
             where = f"row {e['row']}" if "row" in e else e["path"]
             print(f"  skipped {where}: {e['reason']}")
     return 0
+
+
+def _open_for_indexing(location, requested, args):
+    """(index, encoder) to index into, or None when there is no index yet and nothing to put
+    in one. A new index is created only after its model has loaded, so a failed download or
+    a refused checkpoint leaves no index behind that records a model it never had; an existing
+    one opens without loading the model (an unchanged re-scan never needs it)."""
+    import shutil
+
+    from indexer.walk import find_pictures
+    from mmsearch.config import ModelSpec
+    from mmsearch.encoder import Encoder
+    from mmsearch.index import Index, IndexNotFoundError
+
+    kind = "catalog" if args.catalog else "folder"
+    existed = not location.is_embedded or location.db.exists()
+    try:
+        index = Index.open(location, model=requested, kind=kind)
+        return index, Encoder(index.model)
+    except IndexNotFoundError:
+        pass
+    def forget() -> None:  # the empty folder the failed open left: it was never an index
+        if not existed:
+            shutil.rmtree(location.db, ignore_errors=True)
+
+    try:
+        empty = not args.catalog and not any(True for p in args.paths for _ in find_pictures(p))
+        spec = requested or ModelSpec.parse(None)
+        encoder = None if empty else Encoder(spec).warm()
+    except BaseException:
+        forget()
+        raise
+    if encoder is None:
+        forget()
+        return None
+    return Index.open(location, model=requested, create_model=spec, dim=encoder.dim,
+                      kind=kind), encoder
 
 
 def _query(args):

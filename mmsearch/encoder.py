@@ -99,6 +99,7 @@ class Encoder:
         return self
 
     def _load(self) -> None:
+        import logging
         import os
         import pickle
 
@@ -108,8 +109,13 @@ class Encoder:
             # weights_only: a checkpoint is data, never code. A .pt file is a pickle, and
             # unpickling can run anything it names; torch>=2.10 (our floor) restricts it to
             # tensors and plain containers.
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=weights, device=self.device, weights_only=True)
+            root = logging.getLogger()
+            level, root.level = root.level, logging.CRITICAL  # open_clip logs its own failure
+            try:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    arch, pretrained=weights, device=self.device, weights_only=True)
+            finally:
+                root.setLevel(level)
         except pickle.UnpicklingError:
             raise ModelLoadError(
                 f"refused the checkpoint {weights}: it is not a plain weights file (loading it "
@@ -122,7 +128,7 @@ class Encoder:
                         "internet (HF_HUB_OFFLINE="
                         f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}). "
                         "Offline, use the embedded model: --model demo.")
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:400]
             raise ModelLoadError(f"could not load model {self.spec.label}: {reason}.{hint}") \
                 from None
         model.eval()

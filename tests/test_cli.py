@@ -112,3 +112,27 @@ def test_a_model_without_weights_is_refused_before_any_index_exists(folder, tmp_
     code, _, err = run(capsys, "index", folder, "--db", db, *argv)
     assert code == 1 and all(w in err for w in words), err
     assert not db.exists()
+
+
+# -- the first ten minutes of a new user -----------------------------------------------------
+def test_an_empty_or_missing_folder_says_so_and_creates_nothing(tmp_path, capsys):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    db = tmp_path / "first.db"
+    code, _, err = run(capsys, "index", tmp_path / "empty", "--db", db, "--model", "demo")
+    assert code == 0 and "no pictures found under" in err and not db.exists()
+    code, _, err = run(capsys, "index", tmp_path / "nowhere", "--db", db)
+    assert code == 1 and "no such file or folder" in err and not db.exists()
+
+
+def test_a_failed_model_download_leaves_no_index_behind(folder, tmp_path, capsys):
+    """Offline, the default model cannot download: the index must not be created recording
+    it, or the suggested `--model demo` would then be refused as another model."""
+    db = tmp_path / "first.db"
+    code, _, err = run(capsys, "index", folder, "--db", db, "--model", "ViT-B-32",
+                       "--pretrained", "laion2b_s34b_b79k")
+    assert code == 1 and "--model demo" in err and err.count("\n") == 1
+    assert not db.exists()
+    code, out, _ = run(capsys, "index", folder, "--db", db, "--model", "demo")
+    assert code == 0 and out.startswith("added 40,")
+    code, out, _ = run(capsys, "index", folder, "--db", db)  # unchanged: no model needed
+    assert code == 0 and out.startswith("added 0, updated 0, removed 0, unchanged 40")
