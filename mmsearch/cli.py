@@ -9,7 +9,7 @@ import os
 import sys
 
 from mmsearch import __version__
-from mmsearch.search import NOT_WEIGHT
+from mmsearch.config import NOT_WEIGHT
 
 
 def _add_location(p: argparse.ArgumentParser) -> None:
@@ -151,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another host name the app answers to, e.g. a reverse proxy's public "
                    "name (it refuses requests for any other name); may repeat")
 
+    p = sub.add_parser("serve", help="keep the index and its model loaded and answer the JSON "
+                       "API (no web page): mmsearch search/index/stats/duplicates then ask it",
+                       description="A resident process for one index: it opens the index and "
+                       "loads the model once, announces itself beside the index (a 0600 file "
+                       "with a token), and every mmsearch command for that index asks it "
+                       "instead of starting from nothing. `mmsearch ui` does the same.")
+    _add_location(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7861, help="default 7861 (the app's is 7860)")
+
     p = sub.add_parser("demo", help="index the shipped demo pictures with the embedded model "
                        "and open the app")
     p.add_argument("--db", metavar="PATH", help="where to keep the demo index "
@@ -164,7 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_index(args) -> int:
-    from indexer.pipeline import index_paths
     from mmsearch.config import ModelSpec, Shard
     from mmsearch.encoder import check_spec
 
@@ -178,11 +187,31 @@ def cmd_index(args) -> int:
     for path in [*args.paths, *([args.catalog] if args.catalog else [])]:
         if not os.path.exists(path):
             raise ValueError(f"no such file or folder: {path}")
-    opened = _open_for_indexing(_location(args), requested, args)
+    location = _location(args)
+    summary = _index_through_resident(location, requested, args) if shard.count == 1 else None
+    if summary is None:
+        summary = _index_here(location, requested, shard, args)
+        if summary is None:
+            print("no pictures found under " + ", ".join(args.paths) + "; nothing was indexed",
+                  file=sys.stderr)
+            return 0
+    if args.json:
+        print(json.dumps(summary.to_json(), ensure_ascii=False))
+    else:
+        print(summary.line())
+        for e in summary.errors:
+            where = f"row {e['row']}" if "row" in e else e["path"]
+            print(f"  skipped {where}: {e['reason']}")
+    return 0
+
+
+def _index_here(location, requested, shard, args):
+    """Index in this process; the Summary, or None when there was nothing to index."""
+    from indexer.pipeline import index_paths
+
+    opened = _open_for_indexing(location, requested, args)
     if opened is None:
-        print("no pictures found under " + ", ".join(args.paths) + "; nothing was indexed",
-              file=sys.stderr)
-        return 0
+        return None
     index, encoder = opened
     with index:
         if index.model.is_random:
@@ -198,14 +227,50 @@ def cmd_index(args) -> int:
         else:
             summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
                                   workers=args.workers, shard=shard, progress=progress)
-    if args.json:
-        print(json.dumps(summary.to_json(), ensure_ascii=False))
-    else:
-        print(summary.line())
-        for e in summary.errors:
-            where = f"row {e['row']}" if "row" in e else e["path"]
-            print(f"  skipped {where}: {e['reason']}")
-    return 0
+    return summary
+
+
+def _index_through_resident(location, requested, args):
+    """Ask the running app that owns this index to do the indexing (with its loaded model),
+    showing its progress; the Summary, or None when no app is up."""
+    from mmsearch.resident import ResidentError, ResidentUnavailable, find
+
+    resident = find(location)
+    if resident is None:
+        return None
+    payload = {"paths": [os.path.abspath(p) for p in args.paths],
+               "catalog": os.path.abspath(args.catalog) if args.catalog else None}
+    try:
+        if requested is not None:
+            model = resident.call("GET", "/api/stats")["model"]
+            if model != requested.label:
+                raise ValueError(f"the app serving this index uses model {model}; leave "
+                                 "--model out (vectors of two models do not mix)")
+        stream = resident.open("POST", "/api/index", payload, timeout=None)
+    except ResidentUnavailable:
+        return None
+    except ResidentError as exc:
+        raise ValueError(str(exc)) from None
+    from tqdm import tqdm
+
+    from indexer.pipeline import Summary
+
+    bar = tqdm(unit="img", desc="indexing (in the running app)", leave=False,
+               disable=args.json or not sys.stderr.isatty(), dynamic_ncols=True)
+    with stream, bar:
+        for raw in stream:
+            line = json.loads(raw)
+            if "done" in line:
+                bar.total = line["total"]
+                bar.n = line["done"]
+                bar.refresh()
+            elif "error" in line:
+                raise ValueError(line["error"])
+            elif "summary" in line:
+                found = line["summary"]
+                return Summary(found["added"], found["updated"], found["removed"],
+                               found["unchanged"], found["errors"])
+    raise ValueError("the running app stopped before the indexing finished; run again")
 
 
 def _open_for_indexing(location, requested, args):
@@ -245,91 +310,105 @@ def _open_for_indexing(location, requested, args):
                       kind=kind), encoder
 
 
-def _query(args):
-    """The Query the search flags describe."""
-    from mmsearch.filters import Filters
-    from mmsearch.search import NOT_WEIGHT, Part, Query, load_query_image
+def _search_request(args):
+    """The SearchRequest the search flags describe (pictures read here, sent as bytes)."""
+    from mmsearch.request import PicturePart, SearchRequest
 
     parts = []
-    if args.text.strip():
-        parts.append(Part(text=args.text, weight=getattr(args, "text_weight", 1.0)))
     for flag, value, weight in args.parts or []:
-        if flag == "image":
-            parts.append(Part(image=load_query_image(value),
-                              weight=1.0 if weight is None else abs(weight)))
-        else:  # --not: a picture file when one exists by that name, else words
-            weight = -abs(NOT_WEIGHT if weight is None else weight)
-            parts.append(Part(image=load_query_image(value), weight=weight)
-                         if os.path.isfile(value) else Part(text=value, weight=weight))
-    filters = Filters.parse(args.folder, args.since, args.until, args.min_width,
-                            args.min_height, args.orientation)
-    return Query(parts, filters=filters, min_score=args.min_score)
+        if flag == "image" or os.path.isfile(value):  # --not FILE is a picture to leave out
+            parts.append(PicturePart("image" if flag == "image" else "not_image",
+                                     SearchRequest.picture(_read_file(value)), weight, value))
+        else:
+            parts.append(PicturePart("not_text", value, weight))
+    folder = os.path.abspath(os.path.expanduser(args.folder)) if args.folder else None
+    return SearchRequest(text=args.text, text_weight=getattr(args, "text_weight", 1.0),
+                         parts=parts, folder=folder, since=args.since, until=args.until,
+                         min_width=args.min_width, min_height=args.min_height,
+                         orientation=args.orientation, like=args.like, dislike=args.dislike,
+                         where=args.where or "", mode=args.mode, k=args.k,
+                         min_score=args.min_score)
+
+
+def _read_file(path: str) -> bytes:
+    from mmsearch.config import MAX_QUERY_BYTES
+
+    try:
+        if os.path.getsize(path) > MAX_QUERY_BYTES:
+            raise ValueError(f"the example picture {path} is too large")
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _resident(location, method: str, path: str, payload: dict | None = None):
+    """The answer of the resident process for this index, or None when none is up (then the
+    command does the work itself). Its refusals are this command's errors."""
+    from mmsearch.resident import ResidentError, ResidentUnavailable, find
+
+    resident = find(location)
+    if resident is None:
+        return None
+    try:
+        return resident.call(method, path, payload)
+    except ResidentUnavailable:
+        return None
+    except ResidentError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def cmd_search(args) -> int:
-    from mmsearch.catalog import CatalogIndex
-    from mmsearch.index import Index
-
-    index = Index.open(_location(args))
-    try:
-        if isinstance(index, CatalogIndex):
-            return _search_catalog(args, index)
-        if args.like or args.dislike or args.where or args.mode != "hybrid":
-            raise ValueError("--like, --dislike, --where and --mode work on catalogues; this "
-                             "is a folder index (see --not, --in and the other filters)")
-        from mmsearch.search import Searcher
-
-        hits = Searcher(index).search(_query(args), k=args.k)
-    finally:
-        index.close()
+    request = _search_request(args)
+    location = _location(args)
+    answer = _resident(location, "POST", "/api/search", request.to_json())
+    if answer is None:
+        answer = _search_here(location, request)
+    results = answer["results"]
     if args.json:
-        print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
-    elif not hits:
-        print("no results (nothing matches the filters and --min-score, or the index is empty: "
-              "see `mmsearch stats`)")
+        print(json.dumps(results, ensure_ascii=False))
+    elif not results:
+        print("no results (nothing matches the filters, --where and --min-score, or the index "
+              "is empty: see `mmsearch stats`)")
+    elif answer["kind"] == "catalog":
+        print(f"{'rank':>4}  {'score':>6}  {'id':<12}  {'price':>10}  title")
+        for rank, h in enumerate(results, 1):
+            price = h["fields"].get("price", "")
+            print(f"{rank:>4}  {h['score']:6.3f}  {h['id']:<12}  {price!s:>10}  {h['title']}")
     else:
         print(f"{'rank':>4}  {'score':>6}  path")
-        for rank, h in enumerate(hits, 1):
-            print(f"{rank:>4}  {h.score:6.3f}  {h.path}")
+        for rank, h in enumerate(results, 1):
+            print(f"{rank:>4}  {h['score']:6.3f}  {h['path']}")
     return 0
 
 
-def _search_catalog(args, index) -> int:
-    from mmsearch.catalog import CatalogSearcher
+def _search_here(location, request) -> dict:
+    """Open the index in this process and run the request (no resident process is up)."""
+    from mmsearch.catalog import CatalogIndex, CatalogSearcher
     from mmsearch.encoder import Encoder
-    from mmsearch.search import load_query_image
+    from mmsearch.index import Index
+    from mmsearch.search import Searcher
 
-    parts = args.parts or []
-    if any(flag == "not" for flag, _, _ in parts) or args.folder or args.since or args.until \
-            or args.min_width or args.min_height or args.orientation:
-        raise ValueError("this is a catalogue: leave things out with --dislike ID and filter "
-                         "with --where (--not, --in and the picture filters are for folders)")
-    images = [load_query_image(value) for flag, value, _ in parts if flag == "image"]
-    if len(images) > 1:
-        raise ValueError("a catalogue search takes one --image")
-    hits = CatalogSearcher(index, Encoder(index.model)).search(
-        text=args.text, image=images[0] if images else None, like=args.like,
-        dislike=args.dislike, where=args.where or "", k=args.k, mode=args.mode,
-        min_score=args.min_score)
-    if args.json:
-        print(json.dumps([h.to_json() for h in hits], ensure_ascii=False))
-    elif not hits:
-        print("no results (nothing matches --where and --min-score, or the catalogue is empty)")
-    else:
-        print(f"{'rank':>4}  {'score':>6}  {'id':<12}  {'price':>10}  title")
-        for rank, h in enumerate(hits, 1):
-            price = h.fields.get("price", "")
-            print(f"{rank:>4}  {h.score:6.3f}  {h.id:<12}  {price!s:>10}  {h.title}")
-    return 0
+    with Index.open(location) as index:
+        searcher = CatalogSearcher(index, Encoder(index.model)) \
+            if isinstance(index, CatalogIndex) else Searcher(index)
+        return {"kind": index.KIND, "results": request.run(searcher)}
 
 
 def cmd_duplicates(args) -> int:
     from mmsearch.duplicates import default_threshold, find_duplicates
     from mmsearch.index import Index
 
-    with Index.open(_location(args), kind="folder") as index:
-        threshold = default_threshold(index.model) if args.threshold is None else args.threshold
-        groups = find_duplicates(index, threshold)
+    location = _location(args)
+    answer = _resident(location, "POST", "/api/duplicates", {"threshold": args.threshold})
+    if answer is not None:
+        groups = [[_Member(**m) for m in g] for g in answer]
+        threshold = args.threshold if args.threshold is not None else "the default"
+    else:
+        with Index.open(location, kind="folder") as index:
+            threshold = default_threshold(index.model) if args.threshold is None \
+                else args.threshold
+            groups = find_duplicates(index, threshold)
     if args.json:
         print(json.dumps([[m.to_json() for m in g] for g in groups], ensure_ascii=False))
     elif not groups:
@@ -340,6 +419,16 @@ def cmd_duplicates(args) -> int:
             for m in group:
                 print(f"  {m.score:6.3f}  {m.path}")
     return 0
+
+
+class _Member:
+    """A duplicate group member as the resident process sends it."""
+
+    def __init__(self, path: str, score: float):
+        self.path, self.score = path, score
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "score": self.score}
 
 
 def cmd_serve_index(args) -> int:
@@ -391,8 +480,11 @@ def cmd_import(args) -> int:
 def cmd_stats(args) -> int:
     from mmsearch.index import Index
 
-    with Index.open(_location(args)) as index:
-        stats = index.stats()
+    location = _location(args)
+    stats = _resident(location, "GET", "/api/stats")
+    if stats is None:
+        with Index.open(location) as index:
+            stats = index.stats()
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
     else:
@@ -434,6 +526,26 @@ def refuse_old_dependencies(host: str) -> None:
                          "127.0.0.1")
 
 
+def cmd_serve(args) -> int:
+    from mmsearch.catalog import CatalogIndex, CatalogSearcher
+    from mmsearch.encoder import Encoder
+    from mmsearch.index import Index
+    from mmsearch.search import Searcher
+    from ui.api import serve_headless
+
+    refuse_old_dependencies(args.host)
+    with Index.open(_location(args)) as index:
+        searcher = CatalogSearcher(index, Encoder(index.model)) \
+            if isinstance(index, CatalogIndex) else Searcher(index)
+        print(f"loading {index.model.label} …", file=sys.stderr)
+        searcher.warm()
+        print(f"mmsearch serving {index.location} on http://{args.host}:{args.port}/api "
+              "(docs: /api/docs); mmsearch commands for this index now ask it; Ctrl+C stops",
+              file=sys.stderr, flush=True)
+        serve_headless(searcher, args.host, args.port)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from mmsearch.demo import run_demo
 
@@ -444,7 +556,8 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "duplicates": cmd_duplicates,
-            "stats": cmd_stats, "ui": cmd_ui, "demo": cmd_demo, "serve-index": cmd_serve_index,
+            "stats": cmd_stats, "ui": cmd_ui, "demo": cmd_demo, "serve": cmd_serve,
+            "serve-index": cmd_serve_index,
             "export": cmd_export, "import": cmd_import}
 
 

@@ -18,6 +18,13 @@ DEMO_MODEL_DIR = ASSETS_DIR / "model"
 DEMO_PICTURES_DIR = ASSETS_DIR / "demo"
 DEMO_CATALOG = ASSETS_DIR / "catalog" / "products.jsonl"
 
+# A negative query part at full weight cancels most of what two CLIP vectors share (the
+# "photo of something" direction), so `--not` defaults to half weight (measured on the demo:
+# "a dress" without "red" keeps 10/10 dresses at 0.5, turns to boots at 1.0).
+NOT_WEIGHT = 0.5
+
+MAX_QUERY_BYTES = 100 * 2**20  # a query picture file this big is no photo to search by
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
 

@@ -231,8 +231,15 @@ class Index:
 
     @staticmethod
     def _read_meta(client) -> dict | None:
-        if not client.has_collection(META):
-            return None
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            if not client.has_collection(META):
+                return None
+        except MilvusException as exc:  # a server database not created yet: no index there
+            if "database" in str(exc) and "not exist" in str(exc):
+                return None
+            raise
         client.load_collection(META)
         rows = client.query(META, filter='key == "index"', output_fields=["value"])
         return json.loads(rows[0]["value"]) if rows else None

@@ -21,15 +21,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmsearch.config import IndexLocation, ModelSpec
+from mmsearch.config import (NOT_WEIGHT, MAX_QUERY_BYTES, IndexLocation,  # noqa: F401
+                             ModelSpec)
 from mmsearch.encoder import Encoder
 from mmsearch.filters import Filters, brief
 from mmsearch.images import BadPicture, open_image, to_rgb
 from mmsearch.index import Hit, Index
 
-# A negative part at full weight cancels most of what two CLIP vectors share (the "photo of
-# something" direction), so `--not` defaults to half weight.
-NOT_WEIGHT = 0.5
 # Relevance feedback ("more/less like this"), after Rocchio: the liked pictures together weigh
 # LIKE_WEIGHT and the disliked ones -DISLIKE_WEIGHT, however many there are, so the typed
 # query keeps its say.
@@ -92,7 +90,6 @@ def compose(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
 # 9400x9400 px (under Pillow's bomb limit of 89 MP) took 1 GB of RAM per decode. 50 MP
 # covers phone and most camera photos.
 MAX_QUERY_PIXELS = 50_000_000
-MAX_QUERY_BYTES = 100 * 2**20  # a file this big is no photo to search by
 
 
 def load_query_image(source: str | Path | bytes | Image.Image,

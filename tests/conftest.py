@@ -69,3 +69,25 @@ def demo_index(tmp_path_factory, encoder):
     assert summary.added == len(LABELS)
     yield index
     index.close()
+
+
+def picture_folder(folder: Path, n: int) -> Path:
+    """A folder holding copies of the first n demo pictures."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in demo_files(n):
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture
+def indexed(make_index, encoder, tmp_path):
+    """make_index, filled with the first n demo pictures copied to tmp_path/name."""
+    from indexer.pipeline import index_paths
+
+    def make(name: str, n: int) -> tuple[Index, Path]:
+        folder = picture_folder(tmp_path / name, n)
+        index = make_index(f"{name}.db")
+        index_paths([str(folder)], index, encoder, progress=False)
+        return index, folder
+
+    return make

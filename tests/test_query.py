@@ -94,11 +94,11 @@ def test_a_query_of_only_what_to_leave_out_is_refused(library):
 
 
 def test_weight_applies_to_the_part_before_it():
-    from mmsearch.cli import _query
+    from mmsearch.cli import _search_request
 
     args = build_parser().parse_args(["search", "a beach", "--weight", "2", "--not", "people",
                                       "--weight", "0.7", "--not", "cars"])
-    query = _query(args)
+    query = _search_request(args).query()
     assert [(p.text, p.weight) for p in query.parts] == [
         ("a beach", 2.0), ("people", -0.7), ("cars", -NOT_WEIGHT)]
 

@@ -20,7 +20,6 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from conftest import demo_files
-from indexer.pipeline import index_paths
 from mmsearch.cli import main
 from mmsearch.search import Searcher
 from test_app import free_port
@@ -346,13 +345,8 @@ def test_after_login_the_app_is_there(demo_index, encoder):
 
 
 # -- low: a picture replaced by a symlink after indexing got a preview of the link's target -
-def test_previews_never_follow_a_swapped_symlink(make_index, encoder, tmp_path):
-    folder = tmp_path / "pictures"
-    folder.mkdir()
-    for f in demo_files(4):
-        shutil.copy(f, folder / f.name)
-    index = make_index("swap.db")
-    index_paths([str(folder)], index, encoder, progress=False)
+def test_previews_never_follow_a_swapped_symlink(indexed, encoder, tmp_path):
+    index, folder = indexed("swap", 4)
     private = tmp_path / "private.png"
     shutil.copy(demo_files(90)[-1], private)  # another picture: not what was indexed
     swapped = folder / demo_files(1)[0].name

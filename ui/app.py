@@ -6,11 +6,15 @@ only folder the app serves files from is the preview folder.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 
 import gradio as gr
 from starlette.middleware import Middleware
+from starlette.routing import Mount
+
+from mmsearch import resident
 
 from mmsearch.catalog import CatalogIndex, CatalogSearcher
 from mmsearch.config import IndexLocation
@@ -20,6 +24,7 @@ from mmsearch.index import Index, IndexError_
 from mmsearch.search import QueryError, Searcher
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
 from ui.handlers import ANY, MAX_GROUPS, Handlers, caption, stats_markdown  # noqa: F401
+from ui.api import build_api
 from ui.products import CatalogHandlers, products_tab
 from ui.security import Guard, HostPolicy, IndexingPolicy, private_temp_dir
 from ui.uploads import QueryPictures
@@ -242,11 +247,23 @@ def launch(searcher: Searcher | CatalogSearcher, host: str = "127.0.0.1", port: 
     app.queue(default_concurrency_limit=4)
     guard = Middleware(Guard, hosts=HostPolicy.for_bind(host, tuple(allow_hosts), share),
                        served=(str(thumbs.folder), str(temp)), auth=bool(auth))
+    token = resident.new_token()
+    api = Mount("/api", app=build_api(searcher, token))
     app.launch(css=CSS, server_name=host, server_port=port,
                allowed_paths=[str(thumbs.folder)], max_file_size=MAX_UPLOAD,
-               prevent_thread_lock=not block, show_error=False, quiet=not block,
+               prevent_thread_lock=True, show_error=False, quiet=not block,
                auth=auth or None, share=share, ssr_mode=False,
-               app_kwargs={"middleware": [guard]})
+               app_kwargs={"middleware": [guard], "routes": [api]})
+    # the command line finds this app beside the index and asks it (mmsearch.resident)
+    location = searcher.index.location
+    local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{app.server_port}"
+    app.mmsearch_resident = resident.announce(location, local, token)
+    atexit.register(resident.withdraw, location, app.mmsearch_resident)
+    if block:
+        try:
+            app.block_thread()
+        finally:
+            resident.withdraw(location, app.mmsearch_resident)
     return app
 
 

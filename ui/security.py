@@ -6,7 +6,7 @@ web pages. So, in front of every route (an ASGI middleware, `Guard`):
   a page whose domain was rebound to 127.0.0.1 sends its own name and is refused;
 - a request whose Origin is another site is refused (no cross-site calls, reads or writes);
 - with `--auth`, nothing but a bare login form is shown before login, and failed logins are
-  rate-limited per client;
+  rate-limited per client (the JSON API under /api/ has its own gate: the run's token);
 - files are served only from the app's own folders (its previews and its private temp folder),
   whatever Gradio itself would allow.
 Indexing from HTTP is a separate, opt-in power (`IndexingPolicy`): off unless the app was
@@ -35,6 +35,8 @@ LOGIN_WINDOW = 60.0
 REFUSED_PATH = ("that path cannot be used from the app: the app indexes only folders under "
                 "the ones it was started with (--allow-indexing)")
 FILE_ROUTES = ("/gradio_api/file=", "/file=")
+API_ROUTES = "/api/"  # the JSON API: every call needs the run's token (ui.api)
+API_DOCS = ("/api/docs", "/api/openapi.json")
 CALL_ROUTE = re.compile(r"^/gradio_api/(?:call/v2|call|run)/([^/]+)/?$")
 
 LOGIN_PAGE = b"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -156,7 +158,8 @@ class Guard:
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         method = scope.get("method", "GET")
-        if self.auth and not self._logged_in(scope, headers):
+        token_gated = path.startswith(API_ROUTES) and not path.startswith(API_DOCS)
+        if self.auth and not token_gated and not self._logged_in(scope, headers):
             return await self._before_login(scope, receive, send, path, method)
         if path.startswith(FILE_ROUTES) and not self._servable(path, scope):
             return await _plain(send, 403, "not allowed")

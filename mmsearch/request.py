@@ -1,0 +1,122 @@
+"""A search as the command line states it, runnable here or sent to a resident process.
+
+`mmsearch search` builds one `SearchRequest` from its flags. With a resident process up
+(`mmsearch.resident`), the request travels as JSON to its `/api/search`; otherwise it runs
+here. Both ends call `run`, so a query ranks the same whichever process answers it.
+Pictures travel as their bytes (base64), never as paths the other process would open.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict, dataclass, field
+
+from mmsearch.config import NOT_WEIGHT
+
+KINDS = ("image", "not_text", "not_image")
+FILTER_FIELDS = ("folder", "since", "until", "min_width", "min_height", "orientation")
+
+
+@dataclass
+class PicturePart:
+    """`kind`: image (look for it), not_text / not_image (leave it out). `value`: words, or
+    the picture's bytes base64-encoded."""
+
+    kind: str
+    value: str
+    weight: float | None = None  # None: the default for the kind
+    name: str = ""               # how messages call the picture (its file name)
+
+
+@dataclass
+class SearchRequest:
+    text: str = ""
+    text_weight: float = 1.0
+    parts: list[PicturePart] = field(default_factory=list)
+    similar: list[str] = field(default_factory=list)  # indexed pictures (paths) to start from
+    folder: str | None = None
+    since: str | None = None
+    until: str | None = None
+    min_width: int | None = None
+    min_height: int | None = None
+    orientation: str | None = None
+    like: list[str] = field(default_factory=list)     # catalogues: item ids
+    dislike: list[str] = field(default_factory=list)
+    where: str = ""
+    mode: str = "hybrid"
+    k: int = 10
+    min_score: float | None = None
+
+    @staticmethod
+    def picture(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def check(self) -> "SearchRequest":
+        for p in self.parts:
+            if p.kind not in KINDS:
+                raise ValueError(f"a part's kind is one of {', '.join(KINDS)}")
+        return self
+
+    @property
+    def has_picture_filters(self) -> bool:
+        return any(getattr(self, f) for f in FILTER_FIELDS)
+
+    def run(self, searcher) -> list[dict]:
+        """Results as the JSON the CLI prints: [{"path", "score"}] for a folder index,
+        [{"id", "title", "path", "score", "fields"}] for a catalogue."""
+        from mmsearch.catalog import CatalogIndex
+
+        if self.k < 1 or self.k > 16384:
+            raise ValueError("-k takes 1 to 16384 results")
+        if isinstance(searcher.index, CatalogIndex):
+            return [p.to_json() for p in self._run_catalog(searcher)]
+        if self.like or self.dislike or self.where or self.mode != "hybrid":
+            raise ValueError("--like, --dislike, --where and --mode work on catalogues; this "
+                             "is a folder index (see --not, --in and the other filters)")
+        return [h.to_json() for h in searcher.search(self.query(), k=self.k)]
+
+    def query(self):
+        """The folder-index Query this request describes."""
+        from mmsearch.filters import Filters
+        from mmsearch.search import Part, Query, load_query_image
+
+        parts = []
+        if self.text.strip():
+            parts.append(Part(text=self.text, weight=self.text_weight))
+        for p in self.parts:
+            if p.kind == "image":
+                parts.append(Part(image=load_query_image(_bytes(p.value), p.name),
+                                  weight=1.0 if p.weight is None else abs(p.weight)))
+                continue
+            weight = -abs(NOT_WEIGHT if p.weight is None else p.weight)
+            parts.append(Part(image=load_query_image(_bytes(p.value), p.name), weight=weight)
+                         if p.kind == "not_image" else Part(text=p.value, weight=weight))
+        parts += [Part(indexed=path) for path in self.similar]
+        filters = Filters.parse(self.folder, self.since, self.until, self.min_width,
+                                self.min_height, self.orientation)
+        return Query(parts, filters=filters, min_score=self.min_score)
+
+    def _run_catalog(self, searcher):
+        from mmsearch.search import load_query_image
+
+        if any(p.kind != "image" for p in self.parts) or self.has_picture_filters \
+                or self.similar:
+            raise ValueError("this is a catalogue: leave things out with --dislike ID and "
+                             "filter with --where (--not, --in and the picture filters are for "
+                             "folders)")
+        images = [load_query_image(_bytes(p.value), p.name) for p in self.parts]
+        if len(images) > 1:
+            raise ValueError("a catalogue search takes one --image")
+        return searcher.search(text=self.text, image=images[0] if images else None,
+                               like=self.like, dislike=self.dislike, where=self.where or "",
+                               k=self.k, mode=self.mode, min_score=self.min_score)
+
+
+def _bytes(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ValueError("a picture must be sent as base64 bytes") from None

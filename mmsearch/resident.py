@@ -1,0 +1,135 @@
+"""The resident process: a running app (`mmsearch ui` or `mmsearch serve`) that owns an index,
+and how a command-line run finds it and asks it instead of opening the index itself.
+
+An embedded index can be open in one process only, and loading a CLIP costs seconds, so the
+process that has both answers for the others. It announces itself in a small file beside the
+index (`INDEX.server.json`; for a server index, in the user's data folder) with its address
+and a random token, readable by this user only (mode 0600), as Jupyter does: a web page cannot
+read it, another user cannot read it, and the JSON API refuses any call without the token.
+
+Only the standard library here: `mmsearch search` through a resident process must not pay
+for numpy, torch or pymilvus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import stat
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mmsearch.config import IndexLocation, data_home
+
+TOKEN_HEADER = "Authorization"
+
+
+class ResidentUnavailable(Exception):
+    """No resident process answers for this index (none announced, or it went away)."""
+
+
+class ResidentError(ValueError):
+    """The resident process refused the request; str() is its one-line reason."""
+
+
+@dataclass(frozen=True)
+class Resident:
+    url: str     # e.g. http://127.0.0.1:7860
+    token: str
+    pid: int
+    index: str   # str(IndexLocation), to be sure the file speaks of this index
+
+    def call(self, method: str, path: str, payload: dict | None = None,
+             timeout: float = 120.0):
+        """JSON in, JSON out. ResidentUnavailable if it does not answer; ResidentError with
+        the server's reason if it refuses."""
+        response = self.open(method, path, payload, timeout)
+        with response:
+            return json.loads(response.read() or b"null")
+
+    def open(self, method: str, path: str, payload: dict | None = None,
+             timeout: float | None = 120.0):
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.url.rstrip("/") + path, data=data, method=method,
+            headers={TOKEN_HEADER: f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (our own URL)
+        except urllib.error.HTTPError as exc:
+            try:
+                reason = json.loads(exc.read()).get("detail")
+            except (ValueError, AttributeError):
+                reason = None
+            if exc.code in (401, 403, 421):
+                raise ResidentUnavailable(f"refused ({exc.code})") from None
+            raise ResidentError(str(reason or f"the app answered {exc.code}")) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            raise ResidentUnavailable(str(exc)) from None
+
+
+def announcement_path(location: IndexLocation) -> Path:
+    if location.is_embedded:
+        return location.db.with_name(location.db.name + ".server.json")
+    digest = hashlib.blake2b(str(location).encode(), digest_size=8).hexdigest()
+    return data_home() / "servers" / f"{digest}.json"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def announce(location: IndexLocation, url: str, token: str) -> Resident:
+    """Write this process's announcement (mode 0600, atomically) and return it."""
+    resident = Resident(url, token, os.getpid(), str(location))
+    path = announcement_path(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(resident), f)
+    os.replace(tmp, path)
+    return resident
+
+
+def withdraw(location: IndexLocation, resident: Resident) -> None:
+    """Remove the announcement if it is still this process's."""
+    path = announcement_path(location)
+    found = _read(path)
+    if found is not None and found.token == resident.token:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def find(location: IndexLocation) -> Resident | None:
+    """The resident process announced for this index, if its process is alive. A file that
+    another user could have written (not ours, or readable by others) is ignored."""
+    if os.environ.get("MMSEARCH_NO_RESIDENT"):
+        return None
+    resident = _read(announcement_path(location))
+    if resident is None or resident.index != str(location):
+        return None
+    try:
+        os.kill(resident.pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return None  # another user's process: not ours to talk to
+    return resident
+
+
+def _read(path: Path) -> Resident | None:
+    try:
+        st = os.stat(path)
+        if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or \
+                stat.S_IMODE(st.st_mode) & 0o077:
+            return None
+        with open(path, encoding="utf-8") as f:
+            return Resident(**json.load(f))
+    except (OSError, ValueError, TypeError):
+        return None
