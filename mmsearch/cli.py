@@ -227,6 +227,12 @@ def _index_here(location, requested, shard, args):
         else:
             summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
                                   workers=args.workers, shard=shard, progress=progress)
+    if encoder.loaded:  # the model is in memory anyway: export its query towers once
+        from mmsearch.encoder import export_query_towers
+
+        note = export_query_towers(encoder)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     return summary
 
 
@@ -385,13 +391,14 @@ def cmd_search(args) -> int:
 def _search_here(location, request) -> dict:
     """Open the index in this process and run the request (no resident process is up)."""
     from mmsearch.catalog import CatalogIndex, CatalogSearcher
-    from mmsearch.encoder import Encoder
+    from mmsearch.encoder import query_encoder
     from mmsearch.index import Index
     from mmsearch.search import Searcher
 
     with Index.open(location) as index:
-        searcher = CatalogSearcher(index, Encoder(index.model)) \
-            if isinstance(index, CatalogIndex) else Searcher(index)
+        encoder = query_encoder(index.model)  # ONNX towers when exported: no torch
+        searcher = CatalogSearcher(index, encoder) if isinstance(index, CatalogIndex) \
+            else Searcher(index, encoder)
         return {"kind": index.KIND, "results": request.run(searcher)}
 
 

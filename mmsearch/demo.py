@@ -41,6 +41,10 @@ def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool
             from indexer.pipeline import index_paths
 
             summary = index_paths([str(DEMO_PICTURES_DIR)], index, encoder, progress=progress)
+    if encoder.loaded:
+        from mmsearch.encoder import export_query_towers
+
+        export_query_towers(encoder)  # `mmsearch search --db DEMO` then needs no torch
     return location, summary
 
 

@@ -9,6 +9,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may wait on the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# exported ONNX towers, announcements of servers and the default index live in the user's
+# data folder: the tests get their own (subprocesses inherit it)
+if "MMSEARCH_TEST_DATA" not in os.environ:
+    import tempfile
+
+    os.environ["MMSEARCH_TEST_DATA"] = os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(
+        prefix="mmsearch-tests-")
 
 import pytest  # noqa: E402
 

@@ -136,3 +136,32 @@ def test_a_failed_model_download_leaves_no_index_behind(folder, tmp_path, capsys
     assert code == 0 and out.startswith("added 40,")
     code, out, _ = run(capsys, "index", folder, "--db", db)  # unchanged: no model needed
     assert code == 0 and out.startswith("added 0, updated 0, removed 0, unchanged 40")
+
+
+def test_a_fresh_search_runs_the_exported_towers_without_torch(folder, tmp_path, encoder):
+    """`mmsearch index` exports the model's query towers once; a later `mmsearch search` in a
+    fresh process encodes the query with them (no torch, no open_clip) and ranks as torch."""
+    from mmsearch.config import IndexLocation
+    from mmsearch.encoder import Encoder, towers_dir
+    from mmsearch.index import Index
+    from mmsearch.search import Searcher
+
+    db = tmp_path / "towers.db"
+    done = subprocess.run([sys.executable, "-m", "mmsearch.cli", "index", str(folder), "--db",
+                           str(db), "--model", "demo"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert (towers_dir(encoder.spec) / "towers.json").is_file()
+    script = ("import json, sys; from mmsearch.cli import main; "
+              f"main(['search', 'a red sneaker', '-k', '8', '--json', '--db', {str(db)!r}]); "
+              "print(json.dumps(sorted(m for m in ('torch', 'open_clip') if m in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "MMSEARCH_NO_RESIDENT": "1"})
+    assert done.returncode == 0, done.stderr
+    results, imported = [json.loads(line) for line in done.stdout.splitlines()]
+    assert imported == []
+    with Index.open(IndexLocation.resolve(db=db)) as index:
+        fp32 = Encoder(encoder.spec, precision="fp32")  # what the towers were exported in
+        expected = Searcher(index, fp32).search_text("a red sneaker", 8)
+    assert [h["path"] for h in results] == [h.path for h in expected]
+    assert all(abs(a["score"] - b.score) < 0.01 for a, b in zip(results, expected))

@@ -127,11 +127,15 @@ def _run_index(searcher, body: IndexIn, on_progress):
         return import_catalog(body.catalog, searcher.index, searcher.encoder, progress=False,
                               on_progress=on_progress)
     from indexer.pipeline import index_paths
+    from mmsearch.encoder import export_query_towers
 
     if isinstance(searcher, CatalogSearcher):
         raise ValueError("this app serves a product catalogue: give --catalog FILE")
-    return index_paths(body.paths, searcher.index, searcher.encoder, progress=False,
-                       on_progress=on_progress)
+    summary = index_paths(body.paths, searcher.index, searcher.encoder, progress=False,
+                          on_progress=on_progress)
+    if getattr(searcher.encoder, "loaded", False):
+        export_query_towers(searcher.encoder)  # for later fresh `mmsearch search` runs
+    return summary
 
 
 def serve_headless(searcher, host: str = "127.0.0.1", port: int = 7860) -> None:

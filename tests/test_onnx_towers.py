@@ -1,0 +1,238 @@
+"""The ONNX towers: exported from the real embedded model, run with onnxruntime, no torch.
+
+Checks that the torch-free path gives what the torch path gives: the same token ids as
+open_clip's tokenizer, the same preprocessed pixels as open_clip's eval transform, vectors
+within 0.999 cosine of the fp32 torch encoder, and a fresh process that never imports torch.
+Timings and sizes are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmsearch.bpe import BPETokenizer, UnsupportedTokenizer, tokenizer_for_model
+from mmsearch.encoder import Encoder, _open_clip
+from mmsearch.onnx_towers import OnnxTowers, export_towers, preprocess_image
+
+from conftest import demo_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEXTS = [
+    "a red dress", "A RED DRESS", "  a   red\tdress \n", "sepatu lari ringan merah",
+    "gaun biru", "celana panjang", "tas hitam kulit", "kemeja putih lengan panjang",
+    "a black bag", "a red sneaker", "an ankle boot", "a pullover, knitted!",
+    "T-shirt/top", "trouser's pocket", "it's, they're, we've, I'm, you'll, he'd",
+    "don't stop", "hello... world?!", "price: $9.99 (50% off)", "#summer #sale @shop",
+    "e-mail me: someone@example.com", "https://example.com/a?b=c&d=e", "12345",
+    "3.14159 and 2,718", "1st 2nd 3rd 4th", "naïve café résumé", "Ünïcödé ÄÖÜ ß",
+    "&amp; &lt;b&gt;bold&lt;/b&gt; &quot;quoted&quot;", "&amp;amp; double escaped",
+    "mojibake: cafÃ©", "emoji 😀🎉👗👟", "👍🏽 thumbs", "flags 🇮🇩🇬🇧", "日本語のテキスト",
+    "中文 文本", "한국어", "русский текст", "ελληνικά", "عربى", "हिन्दी",
+    "tab\tand\nnewline", "<start_of_text>", "<end_of_text> inside", "a <start_of_text> b",
+    "", "   ", "!!!", "...", "x", "ok" * 40,
+    "a very long description of a lovely red summer dress " * 12,
+    " ".join(f"word{i}" for i in range(120)),
+    "sepatu lari ringan merah dengan sol karet putih dan tali hitam, cocok untuk jogging "
+    "pagi di taman kota maupun lari jarak jauh di akhir pekan bersama teman-teman",
+]
+
+QUERIES = [
+    "a red dress", "a blue dress", "a black bag", "a red sneaker", "a white shirt",
+    "an ankle boot", "a sandal", "a pullover", "a coat", "a t-shirt", "trousers",
+    "a green bag", "a yellow sneaker", "a purple coat", "an orange sandal", "a grey pullover",
+    "sepatu lari ringan merah", "gaun biru", "celana panjang", "tas hitam", "kemeja putih",
+    "sepatu bot", "sandal jepit", "jaket kulit", "kaos merah", "sweater hijau",
+    "a photo of a shoe", "something to wear in winter", "a bag for the beach",
+    "running shoes", "formal wear", "a small handbag", "long sleeves", "short sleeves",
+    "😀", "", "!!!", "a " * 60, "red red red red", "Ünïcödé café",
+]
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="module")
+def fp32_encoder(demo_spec) -> Encoder:
+    return Encoder(demo_spec, precision="fp32").warm()
+
+
+@pytest.fixture(scope="module")
+def towers_dir(tmp_path_factory, encoder) -> Path:
+    """The demo model's towers, exported from the session's (possibly bf16) encoder: the
+    export reloads fp32 weights."""
+    folder = tmp_path_factory.mktemp("towers")
+    _EXPORT.update(export_towers(encoder, folder))
+    return folder
+
+
+_EXPORT: dict = {}  # the record export_towers returned, for the report below
+
+
+@pytest.fixture(scope="module")
+def towers(towers_dir) -> OnnxTowers:
+    return OnnxTowers(towers_dir)
+
+
+# -- the export ------------------------------------------------------------------------
+def test_export_writes_each_tower_with_its_own_weights(towers_dir, fp32_encoder, capsys):
+    import onnx
+
+    sizes = {p.name: p.stat().st_size for p in sorted(towers_dir.iterdir())}
+    with capsys.disabled():
+        print(f"\nonnx export (model load included): {_EXPORT['export_s']:.2f} s; "
+              + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items())
+              + f"; self-check {_EXPORT['verified']}")
+
+    record = OnnxTowers(towers_dir).record
+    model = fp32_encoder._model
+    assert record["model"] == "demo" and record["arch"] == "mmsearch-demo"
+    assert record["embed_dim"] == fp32_encoder.dim
+    assert record["image_size"] == [fp32_encoder.image_size] * 2
+    assert record["context_length"] == model.context_length
+    pp = model.visual.preprocess_cfg
+    assert record["preprocess"]["mean"] == list(pp["mean"])
+    assert record["preprocess"]["std"] == list(pp["std"])
+    assert record["preprocess"]["resize_mode"] == pp["resize_mode"]
+    for name, n_params in (("text.onnx", sum(p.numel() for n, p in model.named_parameters()
+                                             if not n.startswith(("visual.", "logit_")))),
+                           ("visual.onnx", sum(p.numel() for p in model.visual.parameters()))):
+        m = onnx.load(str(towers_dir / name))
+        assert [i.name for i in m.graph.input] == ["input"]
+        assert [o.name for o in m.graph.output] == ["output"]
+        assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+        weights = sum(int(np.prod(t.dims)) for t in m.graph.initializer)
+        # its own weights (constant folding may add small derived tensors), never the other's
+        assert 0.9 * n_params <= weights <= 1.1 * n_params, (name, weights, n_params)
+
+
+# -- the tokenizer ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["mmsearch-demo", "ViT-B-32"])
+def test_tokenizer_gives_open_clips_ids(name):
+    ref = _open_clip().get_tokenizer(name)
+    ours = tokenizer_for_model("demo" if name == "mmsearch-demo" else name)
+    expected = ref(TEXTS).numpy()
+    got = ours(TEXTS)
+    assert got.dtype == np.int64 and got.shape == expected.shape == (len(TEXTS), ref.context_length)
+    mismatched = [TEXTS[i] for i in np.flatnonzero((got != expected).any(axis=1))]
+    assert not mismatched
+    # truncated texts end with <end_of_text> in the last place, as open_clip's do
+    long = ours(["word " * 200])[0]
+    assert long[0] == ours.sot_token_id and long[-1] == ours.eot_token_id
+    assert ours([""])[0, :3].tolist() == [ours.sot_token_id, ours.eot_token_id, 0]
+    for text in TEXTS[:20]:
+        assert ours.encode(text) == ref.encode(text)
+
+
+def test_towers_tokenizer_uses_the_models_context_length(towers):
+    ref = _open_clip().get_tokenizer("mmsearch-demo")
+    assert np.array_equal(towers.tokenize(TEXTS), ref(TEXTS).numpy())
+
+
+@pytest.mark.parametrize("clean", ["lower", "whitespace", "canonicalize"])
+def test_tokenizer_clean_modes_match_open_clip(clean):
+    from open_clip.tokenizer import SimpleTokenizer
+
+    ref = SimpleTokenizer(context_length=77, clean=clean)
+    assert np.array_equal(BPETokenizer(context_length=77, clean=clean)(TEXTS), ref(TEXTS).numpy())
+
+
+@pytest.mark.parametrize("name", ["xlm-roberta-base-ViT-B-32", "ViT-B-16-SigLIP", "no-such-model"])
+def test_tokenizer_refuses_models_it_does_not_reproduce(name):
+    with pytest.raises(UnsupportedTokenizer):
+        tokenizer_for_model(name)
+
+
+# -- the vectors -----------------------------------------------------------------------
+def test_text_vectors_match_torch_fp32(towers, fp32_encoder, capsys):
+    assert len(QUERIES) == 40
+    ours = towers.encode_texts(QUERIES)
+    ref = fp32_encoder.encode_texts(QUERIES)
+    assert ours.shape == ref.shape and ours.dtype == np.float32
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
+    cos = _cos(ours, ref)
+    towers.encode_texts(["warm-up"])
+    t0 = time.perf_counter()
+    towers.encode_texts(["a red dress"])
+    one = time.perf_counter() - t0
+    with capsys.disabled():
+        print(f"\nonnx text vs torch fp32 ({len(QUERIES)} queries): min {cos.min():.7f}, "
+              f"mean {cos.mean():.7f}; one text encode {one * 1000:.2f} ms")
+    assert cos.min() >= 0.999, [(q, c) for q, c in zip(QUERIES, cos) if c < 0.999]
+    assert towers.encode_texts([]).shape == (0, towers.dim)
+
+
+def test_image_vectors_match_torch_fp32(towers, fp32_encoder, capsys):
+    files = demo_files(30)
+    assert len(files) == 30
+    images = [Image.open(f) for f in files]
+    for im in images:
+        im.load()
+    # the preprocessing itself: the very pixels open_clip's transform gives
+    for im in images[:10]:
+        assert np.array_equal(towers.preprocess(im), fp32_encoder.preprocess(im).numpy())
+    ours = towers.encode_images(images, batch_size=8)
+    ref = fp32_encoder.encode_images(images)
+    cos = _cos(ours, ref)
+    with capsys.disabled():
+        print(f"\nonnx images vs torch fp32 ({len(images)} demo pictures): "
+              f"min {cos.min():.7f}, mean {cos.mean():.7f}")
+    assert cos.min() >= 0.999
+    assert towers.encode_images([]).shape == (0, towers.dim)
+
+
+def _odd_pictures() -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (37, 61, 3), dtype=np.uint8))
+    pics = [rgb, rgb.transpose(Image.Transpose.TRANSPOSE), rgb.resize((300, 200)),
+            rgb.resize((13, 9)), rgb.resize((32, 32)), rgb.resize((33, 1000)),
+            rgb.convert("L"), rgb.convert("P"), rgb.convert("1"), rgb.convert("CMYK")]
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(Image.fromarray(rng.integers(0, 256, (37, 61), dtype=np.uint8)))
+    return pics + [rgba, rgb.convert("LA")]
+
+
+@pytest.mark.parametrize("resize_mode", ["shortest", "longest", "squash"])
+@pytest.mark.parametrize("size", [32, 224, (32, 48)])
+def test_preprocessing_matches_open_clip_transform(resize_mode, size):
+    from open_clip.transform import image_transform
+
+    from open_clip.constants import OPENAI_DATASET_MEAN as MEAN, OPENAI_DATASET_STD as STD
+
+    ref = image_transform(size, is_train=False, mean=MEAN, std=STD, resize_mode=resize_mode,
+                          fill_color=7)
+    for im in _odd_pictures():
+        got = preprocess_image(im, size, MEAN, STD, resize_mode=resize_mode, fill_color=7)
+        expected = ref(im).numpy()
+        assert got.shape == expected.shape, (im.mode, im.size)
+        assert np.array_equal(got, expected), (im.mode, im.size)
+
+
+# -- a fresh process -------------------------------------------------------------------
+def test_query_path_never_imports_torch(towers_dir, capsys):
+    code = ("import sys, time; t0 = time.perf_counter()\n"
+            "from mmsearch.onnx_towers import OnnxTowers\n"
+            f"t = OnnxTowers({str(towers_dir)!r})\n"
+            "v = t.encode_texts(['a red dress'])\n"
+            "assert v.shape == (1, t.dim), v.shape\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "assert not [m for m in sys.modules if m.startswith(('torch', 'open_clip'))]\n"
+            "print(f'{time.perf_counter() - t0:.3f}')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    with capsys.disabled():
+        print(f"\nfresh process (python start + import + load + one text encode): {wall:.2f} s "
+              f"wall, {float(proc.stdout.strip()):.2f} s inside")
