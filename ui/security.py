@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -213,7 +213,9 @@ class Guard:
     def _servable(self, path: str, scope) -> bool:
         """The file routes serve the app's own folders only (previews, its temp folder)."""
         prefix = next(p for p in FILE_ROUTES if path.startswith(p))
-        raw = unquote(path[len(prefix):])
+        # the path exactly as the route will see it (the server decoded it once already):
+        # decoding again could make a path look deeper, and so inside, than the route reads it
+        raw = path[len(prefix):]
         if not raw.startswith("/"):
             return False  # relative, Windows drive or UNC spelling: not ours
         real = os.path.realpath(raw)
