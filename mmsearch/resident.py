@@ -114,6 +114,8 @@ def find(location: IndexLocation) -> Resident | None:
     resident = _read(announcement_path(location))
     if resident is None or resident.index != str(location):
         return None
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there: just try to connect
+        return resident
     try:
         os.kill(resident.pid, 0)
     except ProcessLookupError:
