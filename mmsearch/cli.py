@@ -284,34 +284,25 @@ def _open_for_indexing(location, requested, args):
     in one. A new index is created only after its model has loaded, so a failed download or
     a refused checkpoint leaves no index behind that records a model it never had; an existing
     one opens without loading the model (an unchanged re-scan never needs it)."""
-    import shutil
-
     from indexer.walk import find_pictures
     from mmsearch.config import ModelSpec
     from mmsearch.encoder import Encoder
     from mmsearch.index import Index, IndexNotFoundError
 
     kind = "catalog" if args.catalog else "folder"
-    existed = not location.is_embedded or location.db.exists()
-    try:
-        index = Index.open(location, model=requested, kind=kind)
-        return index, Encoder(index.model)
-    except IndexNotFoundError:
-        pass
-    def forget() -> None:  # the empty folder the failed open left: it was never an index
-        if not existed:
-            shutil.rmtree(location.db, ignore_errors=True)
-
-    try:
-        empty = not args.catalog and not any(True for p in args.paths for _ in find_pictures(p))
-        spec = requested or ModelSpec.parse(None)
-        encoder = None if empty else Encoder(spec).warm()
-    except BaseException:
-        forget()
-        raise
-    if encoder is None:
-        forget()
+    # An embedded index that is not there yet is not opened (that would create its folder)
+    # until the model has loaded: so there is nothing to clean up after a failure, and never
+    # a folder that another indexer may have filled meanwhile.
+    if not location.is_embedded or location.db.exists():
+        try:
+            index = Index.open(location, model=requested, kind=kind)
+            return index, Encoder(index.model)
+        except IndexNotFoundError:
+            pass
+    if not args.catalog and not any(True for p in args.paths for _ in find_pictures(p)):
         return None
+    spec = requested or ModelSpec.parse(None)
+    encoder = Encoder(spec).warm()
     return Index.open(location, model=requested, create_model=spec, dim=encoder.dim,
                       kind=kind), encoder
 

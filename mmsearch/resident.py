@@ -71,6 +71,14 @@ class Resident:
             raise ResidentUnavailable(str(exc)) from None
 
 
+def url_host(bound: str) -> str:
+    """How a local client reaches a server bound to `bound` (a wildcard: loopback; an IPv6
+    address in brackets)."""
+    if bound in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{bound}]" if ":" in bound and not bound.startswith("[") else bound
+
+
 def announcement_path(location: IndexLocation) -> Path:
     if location.is_embedded:
         return location.db.with_name(location.db.name + ".server.json")
@@ -85,13 +93,20 @@ def new_token() -> str:
 def announce(location: IndexLocation, url: str, token: str) -> Resident:
     """Write this process's announcement (mode 0600, atomically) and return it."""
     resident = Resident(url, token, os.getpid(), str(location))
+    import tempfile
+
     path = announcement_path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(resident), f)
-    os.replace(tmp, path)
+    # mkstemp: a new file (O_EXCL, mode 0600) at an unpredictable name, so nothing planted
+    # beside the index (a symlink to a readable file) can receive the token
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(resident), f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return resident
 
 
@@ -127,11 +142,15 @@ def find(location: IndexLocation) -> Resident | None:
 
 def _read(path: Path) -> Resident | None:
     try:
-        st = os.stat(path)
-        if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or \
-                stat.S_IMODE(st.st_mode) & 0o077:
-            return None
-        with open(path, encoding="utf-8") as f:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, encoding="utf-8") as f:
+            st = os.fstat(f.fileno())  # the file opened, not what the name points to now
+            if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or \
+                    stat.S_IMODE(st.st_mode) & 0o077:
+                return None
             return Resident(**json.load(f))
     except (OSError, ValueError, TypeError):
         return None

@@ -44,7 +44,8 @@ def running(indexed, encoder):
 
 def test_the_app_announces_itself_for_this_user_only(running):
     path = announcement_path(running["index"].location)
-    assert path.exists() and path.stat().st_mode & 0o777 == 0o600
+    assert path.exists() and not path.is_symlink() and path.stat().st_mode & 0o777 == 0o600
+    assert not list(path.parent.glob(f".{path.name}.*.tmp"))
     found = find(running["index"].location)
     assert found is not None and found.url == running["url"] and found.pid == os.getpid()
 
@@ -130,6 +131,12 @@ def test_a_stale_or_foreign_announcement_is_ignored(tmp_path):
     assert find(location) is None  # others could have written or read it
     os.chmod(path, 0o600)
     assert find(location) is not None
+    real = path.with_name("elsewhere.json")  # a symlink in its place is not followed
+    path.rename(real)
+    path.symlink_to(real)
+    assert find(location) is None
+    path.unlink()
+    real.rename(path)
     # an announced app that no longer answers: the command does the work itself
     done = cli("stats", "--json", "--db", db)
     assert done.returncode == 0 and json.loads(done.stdout)["images"] == 1, done.stderr

@@ -298,9 +298,29 @@ def test_the_private_folder_is_removed_at_exit(tmp_path):
     "file:///etc/passwd", "%00/etc/passwd"])
 def test_file_routes_refuse_every_path_spelling(open_app, spelling):
     _, url = open_app
-    for prefix in ("gradio_api/file=", "file="):
+    for prefix in ("gradio_api/file=", "file=", "gradio_api/file/", "file/"):
         status = httpx.get(url + prefix + spelling, timeout=30).status_code
         assert status in (400, 403, 404), (prefix, spelling, status)
+
+
+def test_gradio_s_other_file_route_and_its_proxy_are_held_too(open_app):
+    """Gradio also serves `file/PATH` and its own example cache under the working directory;
+    and it has a reverse proxy. The app serves neither (found by review)."""
+    _, url = open_app
+    cache = Path.cwd() / ".gradio" / "cached_examples"
+    cache.mkdir(parents=True, exist_ok=True)
+    secret = cache / "mmsearch-test-secret.txt"
+    secret.write_text("private")
+    try:
+        for route in (f"gradio_api/file={secret}", f"gradio_api/file/{secret}",
+                      f"gradio_api/file/.gradio/cached_examples/{secret.name}",
+                      f"gradio_api/file=.gradio/cached_examples/{secret.name}",
+                      "gradio_api/file/https://example.org/x.png",
+                      "gradio_api/proxy=https://example.org/x.png"):
+            r = httpx.get(url + route, timeout=30)
+            assert r.status_code in (403, 404) and "private" not in r.text, route
+    finally:
+        secret.unlink()
 
 
 # -- low: the login page showed the API schema and the folders; logins were not limited ----
@@ -325,6 +345,29 @@ def test_nothing_before_login_and_logins_are_rate_limited(demo_index, encoder):
         right = httpx.post(url + "login", data={"username": "ana", "password": "s3cret"},
                            timeout=30)
         assert right.status_code == 429
+    finally:
+        app.close()
+
+
+def test_login_limits_hold_against_forged_addresses_and_bursts(demo_index, encoder):
+    """The client address can be forged (X-Forwarded-For from localhost) and attempts can be
+    sent at once: the limit counts per user name, per client and overall, before the check."""
+    port = free_port()
+    app = launch(Searcher(demo_index, encoder), port=port, block=False, auth=[AUTH])
+    url = f"http://127.0.0.1:{port}/login"
+    try:
+        forged = [httpx.post(url, data={"username": "ana", "password": f"g{n}"}, timeout=30,
+                             headers={"X-Forwarded-For": f"10.0.0.{n}"}).status_code
+                  for n in range(8)]
+        assert forged.count(400) == 5 and forged[5:] == [429] * 3, forged
+
+        def guess(n: int) -> int:
+            return httpx.post(url, data={"username": f"user{n % 3}", "password": "x"},
+                              timeout=30).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            burst = list(pool.map(guess, range(30)))
+        assert burst.count(400) <= 5 and 429 in burst, burst  # not outrun by sending at once
     finally:
         app.close()
 

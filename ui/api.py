@@ -39,10 +39,11 @@ class DuplicatesIn(BaseModel):
     threshold: float | None = Field(None, ge=0.0, le=1.0)
 
 
-def build_api(searcher, token: str) -> FastAPI:
+def build_api(searcher, token: str, one_run: threading.Lock | None = None) -> FastAPI:
+    """`one_run`: the lock the app's Index tab holds while indexing (one run at a time)."""
     api = FastAPI(title="mmsearch", summary="Search an index by words and pictures",
                   docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
-    indexing = threading.Lock()  # one indexing run at a time, as in the app's Index tab
+    indexing = one_run or threading.Lock()
 
     def authorised(request: Request) -> None:
         given = request.headers.get("authorization", "")
@@ -152,7 +153,7 @@ def serve_headless(searcher, host: str = "127.0.0.1", port: int = 7860) -> None:
 
     token = resident.new_token()
     location = searcher.index.location
-    local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+    local = f"http://{resident.url_host(host)}:{port}"
 
     @asynccontextmanager
     async def announced(_app):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -45,12 +46,14 @@ SWEEP = (3600, 3600)
 
 def build_app(searcher: Searcher | CatalogSearcher, thumbs: Thumbnails,
               indexing: IndexingPolicy = IndexingPolicy(),
-              pictures: QueryPictures | None = None) -> gr.Blocks:
-    """A folder index gets Search, Duplicates and Index tabs; a catalogue Products and Index."""
+              pictures: QueryPictures | None = None,
+              one_run: threading.Lock | None = None) -> gr.Blocks:
+    """A folder index gets Search, Duplicates and Index tabs; a catalogue Products and Index.
+    `one_run`: the lock that keeps indexing to one run at a time (shared with the API)."""
     pictures = pictures or QueryPictures()
     if isinstance(searcher, CatalogSearcher):
-        return _catalog_app(CatalogHandlers(searcher, thumbs, indexing, pictures))
-    h = Handlers(searcher, thumbs, indexing, pictures)
+        return _catalog_app(CatalogHandlers(searcher, thumbs, indexing, pictures, one_run))
+    h = Handlers(searcher, thumbs, indexing, pictures, one_run)
     with gr.Blocks(title="mmsearch", delete_cache=SWEEP) as app:
         gr.Markdown("## mmsearch — find pictures by words or by example")
         with gr.Tabs():
@@ -242,13 +245,14 @@ def launch(searcher: Searcher | CatalogSearcher, host: str = "127.0.0.1", port: 
                         roots=lambda: searcher.index.roots)
     thumbs.folder.mkdir(parents=True, exist_ok=True)
     temp = private_temp_dir()
-    app = build_app(searcher, thumbs, indexing, QueryPictures(temp))
+    one_run = threading.Lock()
+    app = build_app(searcher, thumbs, indexing, QueryPictures(temp), one_run)
     app.mmsearch_temp = temp  # the tests check what is left there
     app.queue(default_concurrency_limit=4)
     guard = Middleware(Guard, hosts=HostPolicy.for_bind(host, tuple(allow_hosts), share),
                        served=(str(thumbs.folder), str(temp)), auth=bool(auth))
     token = resident.new_token()
-    api = Mount("/api", app=build_api(searcher, token))
+    api = Mount("/api", app=build_api(searcher, token, one_run))
     app.launch(css=CSS, server_name=host, server_port=port,
                allowed_paths=[str(thumbs.folder)], max_file_size=MAX_UPLOAD,
                prevent_thread_lock=True, show_error=False, quiet=not block,
@@ -256,7 +260,7 @@ def launch(searcher: Searcher | CatalogSearcher, host: str = "127.0.0.1", port: 
                app_kwargs={"middleware": [guard], "routes": [api]})
     # the command line finds this app beside the index and asks it (mmsearch.resident)
     location = searcher.index.location
-    local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{app.server_port}"
+    local = f"http://{resident.url_host(host)}:{app.server_port}"
     app.mmsearch_resident = resident.announce(location, local, token)
     atexit.register(resident.withdraw, location, app.mmsearch_resident)
     if block:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 import gradio as gr
@@ -57,18 +59,34 @@ class AppHandlers:
     policy, and errors told to HTTP callers without server paths."""
 
     def __init__(self, searcher, thumbs: Thumbnails, indexing: IndexingPolicy = IndexingPolicy(),
-                 pictures: QueryPictures | None = None):
+                 pictures: QueryPictures | None = None, one_run: threading.Lock | None = None):
         self.searcher = searcher
         self.thumbs = thumbs
         self.indexing = indexing
         self.pictures = pictures or QueryPictures()
+        # one indexing run at a time, shared with the JSON API's /api/index: two runs would
+        # each read, change and write back the index's list of folders
+        self.one_run = one_run or threading.Lock()
 
-    def fail(self, exc: Exception):
-        """Raise `exc` as the one-line message the page shows: no server folder in it (the
-        index's, the uploads', the working directory), long inputs cut."""
+    @contextmanager
+    def indexing_run(self):
+        if not self.one_run.acquire(blocking=False):
+            raise gr.Error("the app is already indexing; try again when it is done",
+                           print_exception=False)
+        try:
+            yield
+        finally:
+            self.one_run.release()
+
+    def public(self, exc: Exception) -> str:
+        """`exc` as one line fit for the page: no server folder in it (the index's, the
+        uploads', the working directory), long inputs cut."""
         hide = (str(self.searcher.index.location), self.pictures.folder or "", os.getcwd(),
                 tempfile.gettempdir())
-        raise gr.Error(public_text(str(exc), hide), print_exception=False) from None
+        return public_text(str(exc), hide)
+
+    def fail(self, exc: Exception):
+        raise gr.Error(self.public(exc), print_exception=False) from None
 
 
 class Handlers(AppHandlers):
@@ -191,8 +209,9 @@ class Handlers(AppHandlers):
         except PathRefused as exc:
             self.fail(exc)
         try:
-            summary = index_paths(folders, self.searcher.index, self.searcher.encoder,
-                                  progress=False, on_progress=on_progress)
+            with self.indexing_run():
+                summary = index_paths(folders, self.searcher.index, self.searcher.encoder,
+                                      progress=False, on_progress=on_progress)
         except IndexError_ as exc:
             self.fail(exc)
         return summary.to_json() | {"line": summary.line()}

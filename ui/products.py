@@ -82,20 +82,21 @@ class CatalogHandlers(AppHandlers):
             self.fail(exc)
         total = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "skipped": 0}
         lines, failed = [], []
-        for f in files:  # one bad file is reported; the others still import
-            try:
-                summary = import_catalog(f, self.searcher.index, self.searcher.encoder,
-                                         progress=False, on_progress=on_progress,
-                                         picture_roots=(os.path.dirname(f),
-                                                        *self.indexing.roots))
-            except (IndexError_, ValueError) as exc:
-                failed.append(exc)
-                lines.append(str(exc))
-                continue
-            for key, value in summary.to_json().items():
-                if key in total:
-                    total[key] += value
-            lines.append(summary.line())
+        with self.indexing_run():
+            for f in files:  # one bad file is reported; the others still import
+                try:
+                    summary = import_catalog(f, self.searcher.index, self.searcher.encoder,
+                                             progress=False, on_progress=on_progress,
+                                             picture_roots=(os.path.dirname(f),
+                                                            *self.indexing.roots))
+                except (IndexError_, ValueError) as exc:
+                    failed.append(exc)
+                    lines.append(self.public(exc))
+                    continue
+                for key, value in summary.to_json().items():
+                    if key in total:
+                        total[key] += value
+                lines.append(summary.line())
         if len(failed) == len(files):
             self.fail(failed[0])
         return total | {"line": "; ".join(lines)}

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
@@ -34,7 +34,11 @@ LOGIN_FAILURES = 5
 LOGIN_WINDOW = 60.0
 REFUSED_PATH = ("that path cannot be used from the app: the app indexes only folders under "
                 "the ones it was started with (--allow-indexing)")
-FILE_ROUTES = ("/gradio_api/file=", "/file=")
+# Gradio serves files under both spellings (`file=PATH` and `file/PATH`), with and without
+# its prefix; all of them are held to the app's own folders. Its reverse proxy (for gr.load,
+# never used here) is closed outright.
+FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/", "/file=", "/file/")
+CLOSED_ROUTES = ("/gradio_api/proxy=", "/proxy=")
 API_ROUTES = "/api/"  # the JSON API: every call needs the run's token (ui.api)
 API_DOCS = ("/api/docs", "/api/openapi.json")
 CALL_ROUTE = re.compile(r"^/gradio_api/(?:call/v2|call|run)/([^/]+)/?$")
@@ -111,26 +115,40 @@ class HostPolicy:
 
 @dataclass
 class LoginLimiter:
-    """Failed logins per client, in a sliding window. Per app, not global."""
+    """Failed logins in a sliding window, per user name, per client address and overall; per
+    app, not global. An attempt counts before the password is checked (so a burst sent at
+    once cannot outrun the count) and is taken back when it succeeds. Keyed by user name too,
+    because a client address is what the caller says it is behind a proxy header."""
 
     failures: int = LOGIN_FAILURES
+    overall: int = 4 * LOGIN_FAILURES
     window: float = LOGIN_WINDOW
     _seen: dict[str, deque] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def blocked(self, client: str) -> bool:
+    def attempt(self, client: str, user: str) -> tuple[str, ...] | None:
+        """The keys this attempt was counted under, or None if it must wait (429)."""
+        keys = (f"client:{client}", f"user:{user}", "all")
+        limits = (self.failures, self.failures, self.overall)
+        now = time.monotonic()
         with self._lock:
-            times = self._seen.get(client)
-            now = time.monotonic()
-            while times and now - times[0] > self.window:
-                times.popleft()
-            return bool(times) and len(times) >= self.failures
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            self._seen.setdefault(client, deque()).append(time.monotonic())
-            if len(self._seen) > 10_000:  # bounded: forget the oldest clients
+            for key, limit in zip(keys, limits):
+                times = self._seen.setdefault(key, deque())
+                while times and now - times[0] > self.window:
+                    times.popleft()
+                if len(times) >= limit:
+                    return None
+            for key in keys:
+                self._seen[key].append(now)
+            while len(self._seen) > 10_000:  # bounded: forget the oldest keys
                 self._seen.pop(next(iter(self._seen)))
+        return keys
+
+    def succeeded(self, keys: tuple[str, ...]) -> None:
+        with self._lock:
+            for key in keys:
+                if self._seen.get(key):
+                    self._seen[key].pop()
 
 
 class Guard:
@@ -155,13 +173,16 @@ class Guard:
         origin = headers.get("origin")
         if origin is not None and not self._same_origin(origin, headers["host"]):
             return await _plain(send, 403, "cross-origin requests are refused")
-        if scope["type"] == "websocket":
-            return await self.app(scope, receive, send)
         method = scope.get("method", "GET")
         token_gated = path.startswith(API_ROUTES) and not path.startswith(API_DOCS)
         if self.auth and not token_gated and not self._logged_in(scope, headers):
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": 1008})
             return await self._before_login(scope, receive, send, path, method)
-        if path.startswith(FILE_ROUTES) and not self._servable(path, scope):
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        if path.startswith(CLOSED_ROUTES) or \
+                (path.startswith(FILE_ROUTES) and not self._servable(path, scope)):
             return await _plain(send, 403, "not allowed")
         call = CALL_ROUTE.match(path)
         if call and method == "POST" and call.group(1) not in _api_names(scope):
@@ -189,8 +210,12 @@ class Guard:
     async def _before_login(self, scope, receive, send, path: str, method: str):
         """Only the login form and the login call; nothing about the app or the index."""
         if path in ("/login", "/login/") and method == "POST":
+            body = await _read_body(receive, limit=16_384)
+            fields = parse_qs(body.decode("utf-8", "replace"))
+            user = (fields.get("username") or [""])[0].strip()
             client = (scope.get("client") or ("?", 0))[0]
-            if self.logins.blocked(client):
+            counted = self.logins.attempt(client, user)
+            if counted is None:
                 return await _plain(send, 429, "too many failed logins: wait a minute")
             status = {}
 
@@ -199,9 +224,9 @@ class Guard:
                     status["code"] = message["status"]
                 await send(message)
 
-            await self.app(scope, receive, watch)
-            if status.get("code", 200) >= 400:
-                self.logins.failed(client)
+            await self.app(scope, _replay(body), watch)
+            if status.get("code", 500) < 400:
+                self.logins.succeeded(counted)
             return None
         if path == "/gradio_api/startup-events":  # Gradio calls itself here while launching
             return await self.app(scope, receive, send)
@@ -220,6 +245,29 @@ class Guard:
             return False  # relative, Windows drive or UNC spelling: not ours
         real = os.path.realpath(raw)
         return any(real == root or real.startswith(root + os.sep) for root in self.served)
+
+
+async def _read_body(receive, limit: int) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body") or len(body) > limit:
+            return body[:limit]
+
+
+def _replay(body: bytes):
+    """A `receive` that hands the app the body the Guard already read."""
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def _api_names(scope) -> set[str]:
