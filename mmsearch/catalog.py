@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mmsearch.filters import brief, quote
-from mmsearch.index import MAX_PATH, PAGE, VECTOR_INDEX_PARAMS, Index, OutdatedIndexError
+from mmsearch.index import (MAX_PATH, PAGE, VECTOR_INDEX_PARAMS, Index, OutdatedIndexError,
+                            vector_search_params)
 from mmsearch.search import QueryError, compose, feedback_parts
 from mmsearch.where import translate
 
@@ -173,11 +174,16 @@ class CatalogIndex(Index):
             self._put_meta("catalogs", [*catalogs, path])
 
     # -- search --------------------------------------------------------------------------
+    def _search_params(self, anns_field: str, k: int) -> dict:
+        if anns_field == "sparse":
+            return {"metric_type": "BM25"}
+        return vector_search_params(self.vector_index_type(anns_field), k)
+
     def search_field(self, anns_field: str, data, k: int, expr: str = "") -> list[Product]:
         with self.searching():
             res = self.client.search(ITEMS, data=[data], anns_field=anns_field, limit=k,
                                      filter=expr, output_fields=OUTPUT,
-                                     search_params=_search_params(anns_field, k))
+                                     search_params=self._search_params(anns_field, k))
         return _products(res[0])
 
     def hybrid(self, requests: list[tuple[str, object]], k: int, expr: str = "",
@@ -187,7 +193,7 @@ class CatalogIndex(Index):
 
         reqs = []
         for anns_field, data in requests:
-            reqs.append(AnnSearchRequest([data], anns_field, _search_params(anns_field, k),
+            reqs.append(AnnSearchRequest([data], anns_field, self._search_params(anns_field, k),
                                          limit=max(k, CANDIDATES),
                                          expr=expr or None))
         ranker = WeightedRanker(*weights) if weights else RRFRanker(60)
@@ -197,10 +203,6 @@ class CatalogIndex(Index):
         return _products(res[0])
 
 
-def _search_params(anns_field: str, k: int) -> dict:
-    if anns_field == "sparse":
-        return {"metric_type": "BM25"}
-    return {"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}}
 
 
 def _products(hits) -> list[Product]:
@@ -236,7 +238,8 @@ class CatalogSearcher:
         expr = translate(where) if where and where.strip() else ""
         seen = [*like, *dislike]
         if seen:
-            exclude = f"not (id in [{', '.join(quote(i) for i in seen)}])"
+            # `not in`, not `not (...)`: Milvus Lite 2.5.1 cannot run a `not` node
+            exclude = f"id not in [{', '.join(quote(i) for i in seen)}]"
             expr = f"({expr}) and {exclude}" if expr else exclude
         picture_parts, title_parts = self._feedback(list(like), list(dislike))
         if text:
