@@ -681,3 +681,15 @@ def _in_use(location: IndexLocation) -> IndexInUseError:
         "indexer). Close it, or share the index: run `mmsearch serve-index --data-dir "
         f"{location.db}` (it listens on 127.0.0.1:19530 only) and pass --uri "
         "http://127.0.0.1:19530 to every mmsearch command.")
+
+
+def remove_embedded(db: Path) -> None:
+    """Delete an embedded index: the .db file (2.x) with its lock file, or 3.x's folder."""
+    import shutil
+
+    if db.is_dir():
+        shutil.rmtree(db, ignore_errors=True)
+    else:
+        db.unlink(missing_ok=True)
+    if not embedded_in_use(db):
+        _lock_path(db).unlink(missing_ok=True)

@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import Callable
 
-from mmsearch.filters import brief
+from mmsearch.filters import brief, quote
 
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
@@ -111,7 +111,7 @@ def translate(text: str, field: Callable[[str], str] = json_field()) -> str:
             return take("num")
         if peek("str"):
             raw = take("str")
-            return json.dumps(re.sub(r"\\(.)", r"\1", raw[1:-1]), ensure_ascii=False)
+            return quote(re.sub(r"\\(.)", r"\1", raw[1:-1]))
         if peek("kw", "true") or peek("kw", "false"):
             return take("kw")
         return take("value", what="a number, 'text', true or false")
