@@ -34,6 +34,9 @@ SCHEMA_VERSION = 1
 MAX_PATH = 4096
 # Rows per insert/query page: large enough to amortise the RPC, small enough for bounded memory.
 PAGE = 1000
+# A write the engine fails (Milvus Lite 2.5.1 on a full disk answers UNKNOWN) is retried this
+# many times, not pymilvus's 75 (~3 minutes of back-off before the one line).
+WRITE_RETRIES = 3
 
 
 VECTOR_INDEX_PARAMS = {"HNSW": {"M": 16, "efConstruction": 200}, "FLAT": {}, "AUTOINDEX": {},
@@ -390,12 +393,24 @@ class Index:
             yield
         except MilvusException as exc:
             reason = getattr(exc, "message", None) or str(exc)
-            if "No space left" in reason or "errno 28" in reason.lower():
+            if "No space left" in reason or "errno 28" in reason.lower() or self._disk_full():
                 reason = "the disk is full"
             elif "Read-only" in reason or "Permission denied" in reason:
                 reason = "the index folder is read-only"
             raise IndexError_(f"cannot write to the index at {self.location}: {reason}. What was "
                               "indexed before this is kept; fix it and run again.") from None
+
+    def _disk_full(self) -> bool:
+        """Milvus Lite 2.5.1 reports a full disk as an "Unexpected error": look at the disk."""
+        if not self.location.is_embedded:
+            return False
+        import shutil
+
+        try:
+            usage = shutil.disk_usage(self.location.db.parent)
+        except OSError:
+            return False
+        return usage.free < max(1 << 20, usage.total // 50)
 
     @contextmanager
     def searching(self):
@@ -413,7 +428,7 @@ class Index:
     def _put_meta(self, key: str, value) -> None:
         with self._writing():
             self.client.upsert(META, [{"key": key, "value": json.dumps(value),
-                                       "dummy": [0.0, 0.0]}])
+                                       "dummy": [0.0, 0.0]}], retry_times=WRITE_RETRIES)
 
     def _get_meta(self, key: str, default=None):
         rows = self.client.query(META, filter=f"key == {quote(key)}", output_fields=["value"])
@@ -479,13 +494,13 @@ class Index:
             record["id"] = path_id(row.path)
             data.append(record)
         with self._writing():
-            self.client.upsert(IMAGES, data)
+            self.client.upsert(IMAGES, data, retry_times=WRITE_RETRIES)
 
     def delete_paths(self, paths: Iterable[str]) -> None:
         ids = [path_id(p) for p in paths]
         with self._writing():
             for i in range(0, len(ids), PAGE):
-                self.client.delete(IMAGES, ids=ids[i:i + PAGE])
+                self.client.delete(IMAGES, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
 
     def rows_under(self, folder: str) -> Iterator[dict]:
         """path, size, mtime and hash of every indexed picture under `folder`."""
