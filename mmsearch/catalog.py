@@ -4,8 +4,8 @@ BM25 together.
 Each item is one row with three searchable signals: the CLIP vector of its picture, the CLIP
 text vector of its title and description, and a BM25 sparse vector of its text (title,
 description and every text field, such as the brand), which Milvus computes itself from the
-`text` column. A text query searches all three and Milvus fuses the three ranked lists with
-its reranker (`hybrid_search`); a picture query searches the picture vectors; "more / less
+`text` column. A text query searches all three and mmsearch fuses the three ranked lists
+(`CatalogIndex.hybrid`); a picture query searches the picture vectors; "more / less
 like this" starts from the stored vectors of the liked and disliked items. Filters (`--where`)
 run inside every one of those searches.
 """
@@ -29,7 +29,7 @@ MAX_ID = 512
 MAX_TITLE = 2048
 MAX_TEXT = 16384
 MODES = ("hybrid", "picture", "text")
-# Fusion, measured on bench/catalog.py (README, "Catalogues"). Milvus's WeightedRanker adds
+# Fusion, measured on bench/catalog.py (README, "Catalogues"). `CatalogIndex.hybrid` adds
 # the normalised scores of the picture-vector and BM25 lists with query-dependent weights:
 # when BM25's top matches are also among the pictures that look like the query ("gaun merah")
 # the words describe the picture and the picture signal leads; when they are not (a brand,
@@ -133,9 +133,10 @@ class CatalogIndex(Index):
 
     # -- rows ----------------------------------------------------------------------------
     def upsert_items(self, rows: list[ItemRow]) -> None:
-        if rows:
-            with self._writing():
-                self.client.upsert(ITEMS, [r.record() for r in rows], retry_times=WRITE_RETRIES)
+        with self._writing():
+            for i in range(0, len(rows), PAGE):  # any --batch-size: <= PAGE rows a call
+                self.client.upsert(ITEMS, [r.record() for r in rows[i:i + PAGE]],
+                                   retry_times=WRITE_RETRIES)
 
     def delete_ids(self, ids: list[str]) -> None:
         with self._writing():
