@@ -4,8 +4,8 @@ BM25 together.
 Each item is one row with three searchable signals: the CLIP vector of its picture, the CLIP
 text vector of its title and description, and a BM25 sparse vector of its text (title,
 description and every text field, such as the brand), which Milvus computes itself from the
-`text` column. A text query searches all three and Milvus fuses the three ranked lists with
-its reranker (`hybrid_search`); a picture query searches the picture vectors; "more / less
+`text` column. A text query searches all three and mmsearch fuses the three ranked lists
+(`CatalogIndex.hybrid`); a picture query searches the picture vectors; "more / less
 like this" starts from the stored vectors of the liked and disliked items. Filters (`--where`)
 run inside every one of those searches.
 """
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mmsearch.filters import brief, quote
-from mmsearch.index import MAX_PATH, PAGE, VECTOR_INDEX_PARAMS, Index, OutdatedIndexError
+from mmsearch.index import (MAX_PATH, PAGE, VECTOR_INDEX_PARAMS, WRITE_RETRIES, Index,
+                            OutdatedIndexError, vector_search_params)
 from mmsearch.search import QueryError, compose, feedback_parts
 from mmsearch.where import translate
 
@@ -28,7 +29,7 @@ MAX_ID = 512
 MAX_TITLE = 2048
 MAX_TEXT = 16384
 MODES = ("hybrid", "picture", "text")
-# Fusion, measured on bench/catalog.py (README, "Catalogues"). Milvus's WeightedRanker adds
+# Fusion, measured on bench/catalog.py (README, "Catalogues"). `CatalogIndex.hybrid` adds
 # the normalised scores of the picture-vector and BM25 lists with query-dependent weights:
 # when BM25's top matches are also among the pictures that look like the query ("gaun merah")
 # the words describe the picture and the picture signal leads; when they are not (a brand,
@@ -132,14 +133,15 @@ class CatalogIndex(Index):
 
     # -- rows ----------------------------------------------------------------------------
     def upsert_items(self, rows: list[ItemRow]) -> None:
-        if rows:
-            with self._writing():
-                self.client.upsert(ITEMS, [r.record() for r in rows])
+        with self._writing():
+            for i in range(0, len(rows), PAGE):  # any --batch-size: <= PAGE rows a call
+                self.client.upsert(ITEMS, [r.record() for r in rows[i:i + PAGE]],
+                                   retry_times=WRITE_RETRIES)
 
     def delete_ids(self, ids: list[str]) -> None:
         with self._writing():
             for i in range(0, len(ids), PAGE):
-                self.client.delete(ITEMS, ids=ids[i:i + PAGE])
+                self.client.delete(ITEMS, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
 
     def get_items(self, ids: list[str], fields=("image_vector", "text_vector")) -> dict[str, dict]:
         ids = list(ids)
@@ -173,34 +175,53 @@ class CatalogIndex(Index):
             self._put_meta("catalogs", [*catalogs, path])
 
     # -- search --------------------------------------------------------------------------
+    def _search_params(self, anns_field: str, k: int) -> dict:
+        if anns_field == "sparse":
+            return {"metric_type": "BM25"}
+        return vector_search_params(self.vector_index_type(anns_field), k)
+
     def search_field(self, anns_field: str, data, k: int, expr: str = "") -> list[Product]:
         with self.searching():
             res = self.client.search(ITEMS, data=[data], anns_field=anns_field, limit=k,
                                      filter=expr, output_fields=OUTPUT,
-                                     search_params=_search_params(anns_field, k))
+                                     search_params=self._search_params(anns_field, k))
         return _products(res[0])
 
     def hybrid(self, requests: list[tuple[str, object]], k: int, expr: str = "",
                weights: tuple[float, ...] | None = None) -> list[Product]:
-        """Search several fields at once; Milvus fuses the lists (weighted, or RRF)."""
-        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+        """Search several fields and fuse the ranked lists here, the same way on every engine.
 
-        reqs = []
-        for anns_field, data in requests:
-            reqs.append(AnnSearchRequest([data], anns_field, _search_params(anns_field, k),
-                                         limit=max(k, CANDIDATES),
-                                         expr=expr or None))
-        ranker = WeightedRanker(*weights) if weights else RRFRanker(60)
+        Weighted: a vector list's cosines min-max normalised to [0, 1] for this query, BM25's
+        scores as they are (0 = no match; a match adds weight x score), then the weighted sum
+        (an item missing from a list gets nothing from it); all-zero weights: reciprocal-rank
+        fusion, the sum of 1 / (60 + rank). Not the engine's `hybrid_search`: Milvus Lite
+        2.5.1's let the BM25 list count for nothing on the demo catalogue (title-only words:
+        4 of 10 right, as pictures alone), and the engines normalise differently (3.x min-max,
+        Milvus 2.5 arctan), so one index would rank differently on each."""
+        limit = max(k, CANDIDATES)
+        fused: dict[str, float] = {}
         with self.searching():
-            res = self.client.hybrid_search(ITEMS, reqs, ranker=ranker, limit=k,
-                                            output_fields=OUTPUT)
-        return _products(res[0])
-
-
-def _search_params(anns_field: str, k: int) -> dict:
-    if anns_field == "sparse":
-        return {"metric_type": "BM25"}
-    return {"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}}
+            for n, (anns_field, data) in enumerate(requests):
+                res = self.client.search(ITEMS, data=[data], anns_field=anns_field, limit=limit,
+                                         filter=expr, output_fields=["id"],
+                                         search_params=self._search_params(anns_field, limit))
+                hits = [(str(h["id"]), float(h["distance"])) for h in res[0]]
+                if len(hits) > 1 and hits[0][1] < hits[-1][1]:  # best first, whatever the sign
+                    hits = [(i, -d) for i, d in hits]
+                if weights is None:
+                    for rank, (item, _) in enumerate(hits, 1):
+                        fused[item] = fused.get(item, 0.0) + 1.0 / (60 + rank)
+                    continue
+                lo, hi = (min(d for _, d in hits), max(d for _, d in hits)) if hits else (0, 0)
+                if anns_field == "sparse":  # 3.x reports BM25 negated: its size is the score
+                    hits, lo, hi = [(i, abs(d)) for i, d in hits], 0.0, 1.0
+                for item, d in hits:
+                    norm = (d - lo) / (hi - lo) if hi > lo else 1.0
+                    fused[item] = fused.get(item, 0.0) + weights[n] * norm
+        top = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        stored = self.get_items([item for item, _ in top], fields=OUTPUT[1:])
+        return [Product(item, r.get("title", ""), r.get("path", ""), score, r.get("fields") or {},
+                        r.get("hash", "")) for item, score in top for r in [stored.get(item)] if r]
 
 
 def _products(hits) -> list[Product]:
@@ -236,7 +257,8 @@ class CatalogSearcher:
         expr = translate(where) if where and where.strip() else ""
         seen = [*like, *dislike]
         if seen:
-            exclude = f"not (id in [{', '.join(quote(i) for i in seen)}])"
+            # `not in`, not `not (...)`: Milvus Lite 2.5.1 cannot run a `not` node
+            exclude = f"id not in [{', '.join(quote(i) for i in seen)}]"
             expr = f"({expr}) and {exclude}" if expr else exclude
         picture_parts, title_parts = self._feedback(list(like), list(dislike))
         if text:

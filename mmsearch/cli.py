@@ -15,7 +15,8 @@ from mmsearch.config import NOT_WEIGHT
 def _add_location(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("index location (default: $MMSEARCH_URI, $MMSEARCH_DB or "
                              "~/.local/share/mmsearch/index.db)")
-    g.add_argument("--db", metavar="PATH", help="embedded Milvus Lite index directory")
+    g.add_argument("--db", metavar="PATH", help="embedded Milvus Lite index: a .db file (a "
+                   "folder on Windows, where mmsearch runs Milvus Lite 3.x)")
     g.add_argument("--uri", metavar="URI", help="Milvus server, e.g. http://127.0.0.1:19530")
     g.add_argument("--token", metavar="TOKEN", help="Milvus token (user:password or API key)")
 
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve-index", help="serve an embedded index over gRPC (milvus-lite "
                        "server), so the app and indexers can use it at the same time via --uri")
-    p.add_argument("--data-dir", metavar="DIR", help="the embedded index directory (default: "
+    p.add_argument("--data-dir", metavar="PATH", help="the embedded index, a .db file (default: "
                    "$MMSEARCH_DB or ~/.local/share/mmsearch/index.db)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=19530)
@@ -431,18 +432,32 @@ class _Member:
 
 def cmd_serve_index(args) -> int:
     from mmsearch.config import IndexLocation
-    from mmsearch.index import IndexInUseError
+    from mmsearch.index import IndexInUseError, check_embedded_path, embedded_engine, \
+        embedded_in_use, quiet_backend_logs
 
     location = IndexLocation.resolve(db=args.data_dir)
     if not location.is_embedded:  # $MMSEARCH_URI is set: that index is served already
-        raise ValueError("serve-index serves an embedded index directory: give --data-dir")
+        raise ValueError("serve-index serves an embedded index: give --data-dir")
     data_dir = location.db
-    from milvus_lite.adapter.grpc.server import run_server
-
+    quiet_backend_logs()
+    check_embedded_path(data_dir)
+    in_use = IndexInUseError(f"the index {data_dir} is open in another process; close it "
+                             "first (the server must be its only user)")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: --host {args.host} lets anyone on your network read and change the "
               "index (Milvus Lite has no authentication)", file=sys.stderr)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    if embedded_engine() == "file":
+        if embedded_in_use(data_dir):
+            raise in_use
+        _check_port_free(args.host, args.port)
+        try:
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot create {data_dir.parent}: {exc.strerror or exc}") from None
+        return _serve_lite_file(data_dir, args.host, args.port, url, in_use)
+    from milvus_lite.adapter.grpc.server import run_server  # Milvus Lite 3.x
+
     print(f"serving {data_dir} on {url}; use --uri {url} (or export MMSEARCH_URI={url}) with "
           "every mmsearch command; Ctrl+C stops", file=sys.stderr, flush=True)
     try:
@@ -450,10 +465,63 @@ def cmd_serve_index(args) -> int:
     except Exception as exc:  # the directory lock, a port in use: one line, not a traceback
         text = str(exc)
         if "lock" in text.lower() or "Open local milvus failed" in text:
-            raise IndexInUseError(f"the index {data_dir} is open in another process; close it "
-                                  "first (the server must be its only user)") from None
+            raise in_use from None
         raise ValueError(f"cannot serve {data_dir} on port {args.port}: {text}") from None
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _serve_lite_file(db, host: str, port: int, url: str, in_use) -> int:
+    """Milvus Lite 2.x: its engine binary serves the .db file on host:port (milvus_lite.server
+    .Server) while this process holds the index's lock; SIGTERM and Ctrl+C stop both."""
+    import signal
+    import time
+
+    from milvus_lite.server import Server
+
+    from mmsearch.index import embedded_in_use
+
+    server = Server(str(db), address=f"{host}:{port}")
+    if not server.init():
+        raise ValueError(f"cannot serve {db}: Milvus Lite's engine binary is missing")
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        if not server.start():
+            if embedded_in_use(db):
+                raise in_use
+            raise ValueError(f"cannot serve {db} on {host}:{port}: Milvus Lite's engine did "
+                             "not start")
+        print(f"serving {db} on {url}; use --uri {url} (or export MMSEARCH_URI={url}) with "
+              "every mmsearch command; Ctrl+C stops", file=sys.stderr, flush=True)
+        while server._p.poll() is None:
+            time.sleep(0.5)
+        raise ValueError(f"the Milvus Lite engine serving {db} stopped (exit status "
+                         f"{server._p.returncode})")
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if server._p is not None and server._p.poll() is None:
+            server._p.terminate()  # the engine exits at once on SIGTERM, before the lock goes
+            try:
+                server._p.wait(timeout=20)
+            except Exception:  # noqa: BLE001 - stop() kills it
+                pass
+        server.stop()
 
 
 def cmd_export(args) -> int:

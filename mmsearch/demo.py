@@ -7,13 +7,12 @@ catalogue are all in the repository.
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 from mmsearch.config import (DEMO_CATALOG, DEMO_PICTURES_DIR, IndexLocation, ModelSpec,
                              data_home)
 from mmsearch.encoder import Encoder
-from mmsearch.index import Index, OutdatedIndexError
+from mmsearch.index import Index, OutdatedIndexError, remove_embedded
 
 
 def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool = False):
@@ -30,7 +29,7 @@ def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool
         if db:  # the user's own --db: theirs to remove
             raise
         # the default demo index is the demo's own, rebuilt from the repository in seconds
-        shutil.rmtree(location.db)
+        remove_embedded(location.db)  # 3.x's folder, or a 2.x file
         index = Index.open(location, model=spec, create_model=spec, dim=encoder.dim, kind=kind)
     with index:
         if catalog:

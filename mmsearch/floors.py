@@ -48,7 +48,11 @@ def below_floor(reqs: list | None = None) -> list[str]:
             ok = req.specifier.contains(Version(installed), prereleases=True)
         except InvalidVersion:
             ok = False
-        if not ok:
+        if not ok and not any(spec.operator in (">=", ">") and not spec.contains(
+                installed, prereleases=True) for spec in req.specifier):
+            problems.append(f"{req.name} {installed} is not a version mmsearch runs with "
+                            f"({req.name}{req.specifier}): its engine needs that range")
+        elif not ok:
             problems.append(f"{req.name} {installed} is below mmsearch's safe floor "
                             f"({req.name}{req.specifier}): it has published security holes")
     return problems

@@ -12,7 +12,11 @@ Grammar (case-insensitive keywords):
 
 e.g. `price < 200000 and brand == 'Minuet'`, `brand in ['Minuet', 'Kaki'] or not (size > 42)`.
 The expression is parsed into tokens and written out again with every value re-quoted, so
-nothing the user typed reaches Milvus raw; anything else is a WhereError with one line
+nothing the user typed reaches Milvus raw. `not` is written out by pushing it down to the
+comparisons (De Morgan; `not (a > 1)` -> `a <= 1`, `not in` -> `!=` each): Milvus Lite 2.5.1
+refuses every `not` node ("unsupported expr proto node"). So a negated ordering, like
+`not (size > 42)`, matches the items whose size is 42 or less, never those without a size;
+a negated equality (`!=`, `not in`) also matches items without that field; anything else is a WhereError with one line
 saying where it went wrong. Fields map to a JSON column (`fields["price"]`) by default.
 """
 
@@ -22,7 +26,7 @@ import json
 import re
 from collections.abc import Callable
 
-from mmsearch.filters import brief
+from mmsearch.filters import brief, quote
 
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
@@ -32,6 +36,7 @@ _TOKEN = re.compile(r"""\s*(?:
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
 )""", re.VERBOSE)
 KEYWORDS = {"and", "or", "not", "in", "true", "false"}
+NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 # Nesting of parentheses and "not": real filters use 2-3 levels; 5,000 overflowed Python's
 # stack and 200 made Milvus fail with an internal error.
 MAX_DEPTH = 20
@@ -106,15 +111,16 @@ def translate(text: str, field: Callable[[str], str] = json_field()) -> str:
             return take("num")
         if peek("str"):
             raw = take("str")
-            return json.dumps(re.sub(r"\\(.)", r"\1", raw[1:-1]), ensure_ascii=False)
+            return quote(re.sub(r"\\(.)", r"\1", raw[1:-1]))
         if peek("kw", "true") or peek("kw", "false"):
             return take("kw")
         return take("value", what="a number, 'text', true or false")
 
-    def comparison() -> str:
+    def comparison(neg: bool) -> str:
         name = field(take("name", what="a field name"))
         if peek("op"):
-            return f"{name} {take('op')} {value()}"
+            op = take("op")
+            return f"{name} {NEGATED[op] if neg else op} {value()}"
         negated = peek("kw", "not")
         if negated:
             take("kw", "not")
@@ -128,39 +134,42 @@ def translate(text: str, field: Callable[[str], str] = json_field()) -> str:
                 raise WhereError(f"--where: at most {MAX_VALUES} values in one in [...] list")
         take("punct", "]")
         # as equalities: Milvus Lite's `in` takes plain columns only, not JSON paths
-        either = " or ".join(f"{name} == {v}" for v in values)
-        return f"not ({either})" if negated else f"({either})"
+        if negated != neg:
+            return "(" + " and ".join(f"{name} != {v}" for v in values) + ")"
+        return "(" + " or ".join(f"{name} == {v}" for v in values) + ")"
 
-    def factor() -> str:
+    def factor(neg: bool) -> str:
         nonlocal depth
         if peek("kw", "not"):
             take("kw", "not")
             deeper()
-            inner = factor()
+            inner = factor(not neg)
             depth -= 1
-            return f"not ({inner})"
+            return inner
         if peek("punct", "("):
             take("punct", "(")
             deeper()
-            inner = expr()
+            inner = expr(neg)
             depth -= 1
             take("punct", ")")
             return f"({inner})"
-        return comparison()
+        return comparison(neg)
 
-    def term() -> str:
-        parts = [factor()]
+    def term(neg: bool) -> str:
+        parts = [factor(neg)]
         while peek("kw", "and"):
             take("kw", "and")
-            parts.append(factor())
+            parts.append(factor(neg))
+        if neg:  # not (a and b) = not a or not b
+            return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
         return " and ".join(parts)
 
-    def expr() -> str:
-        parts = [term()]
+    def expr(neg: bool = False) -> str:
+        parts = [term(neg)]
         while peek("kw", "or"):
             take("kw", "or")
-            parts.append(term())
-        return " or ".join(parts)
+            parts.append(term(neg))
+        return (" and " if neg else " or ").join(parts)  # not (a or b) = not a and not b
 
     result = expr()
     if pos != len(tokens):

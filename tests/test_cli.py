@@ -165,3 +165,23 @@ def test_a_fresh_search_runs_the_exported_towers_without_torch(folder, tmp_path,
         expected = Searcher(index, fp32).search_text("a red sneaker", 8)
     assert [h["path"] for h in results] == [h.path for h in expected]
     assert all(abs(a["score"] - b.score) < 0.01 for a, b in zip(results, expected))
+
+
+def test_an_index_of_the_other_milvus_lite_generation_is_one_clear_line(tmp_path, capsys):
+    """Milvus Lite 3.x keeps an index in a folder (LOCK, collections/, databases/, as 3.2.2
+    made it), 2.5 in one .db file, and neither reads the other: one line naming the move
+    (export with the old mmsearch, import with this one), and the old index left untouched."""
+    from mmsearch.index import embedded_engine
+
+    db = tmp_path / "old.db"
+    if embedded_engine() == "file":
+        for sub in ("collections", "databases"):
+            (db / sub).mkdir(parents=True)
+        (db / "LOCK").write_text("")
+    else:
+        db.write_bytes(b"SQLite format 3\x00")
+    for argv in (["search", "a bag"], ["index", tmp_path], ["stats"], ["export", "x.parquet"]):
+        code, out, err = run(capsys, *argv, "--db", db)
+        assert code == 1 and err.count("\n") == 1 and not out, (argv, err)
+        assert "mmsearch export" in err and "mmsearch import" in err
+    assert (db / "LOCK").exists() if db.is_dir() else db.stat().st_size == 16

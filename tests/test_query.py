@@ -169,7 +169,9 @@ def test_bad_filters_are_one_line_errors(library, capsys, argv, words):
 
 def test_filter_values_never_reach_the_expression_raw():
     expr = Filters.parse(folder='/x/" or id > 0 or path == "').expression()
-    assert expr.startswith('(path like "/x/\\" or id > 0 or path == \\"/%")')
+    # the folder is one quoted string literal (a range: path >= "DIR/" and path < "DIR0")
+    assert expr.startswith('(path >= "/x/\\" or id > 0 or path == \\"/" and '
+                           'path < "/x/\\" or id > 0 or path == \\"0")')
     with pytest.raises(FilterError):
         Filters.parse(orientation="wide) or (1 == 1")
     assert parse_date("2024-02", end=True) == _ts("2024-03-01")

@@ -28,9 +28,15 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 MMSEARCH = [sys.executable, "-m", "mmsearch.cli"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server(tmp_path_factory):
-    """`mmsearch serve-index` on a free localhost port; yields its URL."""
+    """`mmsearch serve-index` of a fresh index on a free localhost port; yields its URL.
+
+    One server per test: with Milvus Lite 2.5.1 (the engine on Linux and macOS) the server has
+    no databases (create_database is UNIMPLEMENTED, and a database named in a URI is ignored:
+    every name would share one set of collections), so the tests that used to put their
+    indexes in databases of one server (`URL/household`) each get a server of their own;
+    `test_a_database_on_a_server_without_databases_is_one_clear_line` checks the refusal."""
     from pymilvus import MilvusClient
 
     data = tmp_path_factory.mktemp("served") / "index.db"
@@ -52,6 +58,7 @@ def server(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]  # SIGTERM stops it cleanly
 
 
 def mmsearch(*argv, timeout=600) -> subprocess.CompletedProcess:
@@ -67,7 +74,7 @@ def copy(files, folder):
 
 
 def test_app_sees_pictures_indexed_while_it_answers(server, tmp_path, encoder):
-    uri = f"{server}/household"  # a database of its own on the server, created on first use
+    uri = server
     garments = copy([f for f in demo_files() if label_of(f)["class"] != "bag"][:30],
                     tmp_path / "garments")
     bags = copy(demo_files(cls="bag")[:10], tmp_path / "bags")
@@ -111,7 +118,7 @@ def test_app_sees_pictures_indexed_while_it_answers(server, tmp_path, encoder):
 
 
 def test_two_shards_index_one_folder_concurrently(server, tmp_path):
-    uri = f"{server}/sharded"
+    uri = server
     folder = copy(demo_files(60), tmp_path / "pictures")
     procs = [subprocess.Popen([*MMSEARCH, "index", str(folder), "--uri", uri, "--model", "demo",
                                "--shard", f"{i}/2", "--json"], env=ENV, stdout=subprocess.PIPE,
@@ -149,7 +156,7 @@ def test_move_an_embedded_index_to_the_server_without_re_embedding(server, tmp_p
     index_paths([str(folder)], embedded, encoder, progress=False)
     exported = tmp_path / "mine.parquet"
     assert export_index(embedded, exported) == 25
-    moved, count = import_index(exported, IndexLocation.resolve(uri=f"{server}/moved"))
+    moved, count = import_index(exported, IndexLocation.resolve(uri=server))
     with moved:
         assert count == 25 and moved.count() == 25
         assert moved.model == encoder.spec and moved.roots == [str(folder)]
@@ -158,7 +165,7 @@ def test_move_an_embedded_index_to_the_server_without_re_embedding(server, tmp_p
         assert [h.path for h in here] == [h.path for h in there]
         assert [round(h.score, 4) for h in here] == [round(h.score, 4) for h in there]
     # importing again replaces rows by path; the server index stays at 25
-    again, _ = import_index(exported, IndexLocation.resolve(uri=f"{server}/moved"))
+    again, _ = import_index(exported, IndexLocation.resolve(uri=server))
     with again:
         assert again.count() == 25
     # and the CLI does the same, refusing an index of another model
@@ -167,7 +174,7 @@ def test_move_an_embedded_index_to_the_server_without_re_embedding(server, tmp_p
                     "random", "--json", "--batch-size", "8").returncode == 0
     done = mmsearch("import", exported, "--db", other)
     assert done.returncode == 1 and "demo" in done.stderr and "ViT-B-32" in done.stderr
-    done = mmsearch("export", tmp_path / "cli.parquet", "--uri", f"{server}/moved")
+    done = mmsearch("export", tmp_path / "cli.parquet", "--uri", server)
     assert done.returncode == 0 and "exported 25 pictures" in done.stdout
     with pytest.raises(ModelMismatchError):
         import_index(exported, IndexLocation.resolve(db=other))
@@ -179,3 +186,21 @@ def test_an_unreachable_server_is_one_clear_line(tmp_path):
     assert done.stderr.count("\n") == 1 and "cannot open the index" in done.stderr
     done = mmsearch("import", tmp_path / "missing.parquet", "--db", tmp_path / "x.db")
     assert done.returncode == 1 and "not an mmsearch export" in done.stderr
+
+
+def test_a_database_on_a_server_without_databases_is_one_clear_line(server, tmp_path):
+    """`--uri http://host:PORT/NAME` puts an index in database NAME of a Milvus server (created
+    on first use). Milvus Lite 2.5.1's server has no databases; it would ignore NAME and mix
+    the indexes, so mmsearch refuses in one line (3.x's server has them)."""
+    from mmsearch.index import embedded_engine
+
+    folder = copy(demo_files(3), tmp_path / "few")
+    done = mmsearch("index", folder, "--uri", f"{server}/photos", "--model", "demo")
+    if embedded_engine() == "directory":
+        assert done.returncode == 0, done.stderr
+        return
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "has no databases" in done.stderr and f"--uri {server}" in done.stderr
+    done = mmsearch("search", "a bag", "--uri", f"{server}/photos")
+    assert done.returncode == 1 and "has no databases" in done.stderr
+    assert mmsearch("index", folder, "--uri", server, "--model", "demo").returncode == 0
