@@ -324,67 +324,61 @@ def test_gradio_s_other_file_route_and_its_proxy_are_held_too(open_app):
 
 
 # -- low: the login page showed the API schema and the folders; logins were not limited ----
-def test_nothing_before_login_and_logins_are_rate_limited(demo_index, encoder):
+@pytest.fixture
+def login_app(demo_index, encoder):
+    """A fresh app with --auth (its own login counts), its URL."""
     port = free_port()
     app = launch(Searcher(demo_index, encoder), port=port, block=False, auth=[AUTH])
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        page = httpx.get(url, timeout=30)
-        assert page.status_code == 200 and "password" in page.text
-        for secret in ("search_text", "index_folder", demo_index.roots[0], "Describe",
-                       "gradio_api_info", str(demo_index.location)):
-            assert secret not in page.text, secret
-        for path in ("config", "gradio_api/info", "gradio_api/info?all_endpoints=True",
-                     "gradio_api/openapi.json", "gradio_api/file=/etc/passwd", "theme.css"):
-            assert httpx.get(url + path, timeout=30).status_code == 401, path
-        assert call(url, "search_text", ["a bag", 2]).status_code == 401
-        codes = [httpx.post(url + "login", data={"username": "ana", "password": f"guess{n}"},
-                            timeout=30).status_code for n in range(7)]
-        assert codes[:5] == [400] * 5 and codes[5:] == [429, 429], codes
-        # while blocked, even the right password waits
-        right = httpx.post(url + "login", data={"username": "ana", "password": "s3cret"},
-                           timeout=30)
-        assert right.status_code == 429
-    finally:
-        app.close()
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
 
 
-def test_login_limits_hold_against_forged_addresses_and_bursts(demo_index, encoder):
+def test_nothing_before_login_and_logins_are_rate_limited(login_app, demo_index):
+    url = login_app
+    page = httpx.get(url, timeout=30)
+    assert page.status_code == 200 and "password" in page.text
+    for secret in ("search_text", "index_folder", demo_index.roots[0], "Describe",
+                   "gradio_api_info", str(demo_index.location)):
+        assert secret not in page.text, secret
+    for path in ("config", "gradio_api/info", "gradio_api/info?all_endpoints=True",
+                 "gradio_api/openapi.json", "gradio_api/file=/etc/passwd", "theme.css"):
+        assert httpx.get(url + path, timeout=30).status_code == 401, path
+    assert call(url, "search_text", ["a bag", 2]).status_code == 401
+    codes = [httpx.post(url + "login", data={"username": "ana", "password": f"guess{n}"},
+                        timeout=30).status_code for n in range(7)]
+    assert codes[:5] == [400] * 5 and codes[5:] == [429, 429], codes
+    # while blocked, even the right password waits
+    right = httpx.post(url + "login", data={"username": "ana", "password": "s3cret"},
+                       timeout=30)
+    assert right.status_code == 429
+
+
+def test_login_limits_hold_against_forged_addresses_and_bursts(login_app):
     """The client address can be forged (X-Forwarded-For from localhost) and attempts can be
     sent at once: the limit counts per user name, per client and overall, before the check."""
-    port = free_port()
-    app = launch(Searcher(demo_index, encoder), port=port, block=False, auth=[AUTH])
-    url = f"http://127.0.0.1:{port}/login"
-    try:
-        forged = [httpx.post(url, data={"username": "ana", "password": f"g{n}"}, timeout=30,
-                             headers={"X-Forwarded-For": f"10.0.0.{n}"}).status_code
-                  for n in range(8)]
-        assert forged.count(400) == 5 and forged[5:] == [429] * 3, forged
+    url = login_app + "login"
+    forged = [httpx.post(url, data={"username": "ana", "password": f"g{n}"}, timeout=30,
+                         headers={"X-Forwarded-For": f"10.0.0.{n}"}).status_code
+              for n in range(8)]
+    assert forged.count(400) == 5 and forged[5:] == [429] * 3, forged
 
-        def guess(n: int) -> int:
-            return httpx.post(url, data={"username": f"user{n % 3}", "password": "x"},
-                              timeout=30).status_code
+    def guess(n: int) -> int:
+        return httpx.post(url, data={"username": f"user{n % 3}", "password": "x"},
+                          timeout=30).status_code
 
-        with concurrent.futures.ThreadPoolExecutor(20) as pool:
-            burst = list(pool.map(guess, range(30)))
-        assert burst.count(400) <= 5 and 429 in burst, burst  # not outrun by sending at once
-    finally:
-        app.close()
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        burst = list(pool.map(guess, range(30)))
+    assert burst.count(400) <= 5 and 429 in burst, burst  # not outrun by sending at once
 
 
-def test_after_login_the_app_is_there(demo_index, encoder):
-    port = free_port()
-    app = launch(Searcher(demo_index, encoder), port=port, block=False, auth=[AUTH])
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        with httpx.Client(timeout=30) as session:
-            assert session.post(url + "login", data={"username": "ana", "password": "s3cret"}
-                                ).status_code == 200
-            page = session.get(url)
-            assert "Describe the picture" in page.text
-            assert session.get(url + "config").status_code == 200
-    finally:
-        app.close()
+def test_after_login_the_app_is_there(login_app):
+    url = login_app
+    with httpx.Client(timeout=30) as session:
+        assert session.post(url + "login", data={"username": "ana", "password": "s3cret"}
+                            ).status_code == 200
+        page = session.get(url)
+        assert "Describe the picture" in page.text
+        assert session.get(url + "config").status_code == 200
 
 
 # -- low: a picture replaced by a symlink after indexing got a preview of the link's target -
