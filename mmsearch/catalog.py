@@ -324,3 +324,15 @@ class CatalogSearcher:
 
     def close(self) -> None:
         self.index.close()
+
+
+def searcher_for(index: Index, encoder=None):
+    """The searcher that fits an open index of either kind: a CatalogSearcher for a
+    catalogue, a Searcher for a folder index (`encoder`: default the index model's Encoder)."""
+    from mmsearch.encoder import Encoder
+    from mmsearch.search import Searcher
+
+    encoder = Encoder(index.model) if encoder is None else encoder
+    if isinstance(index, CatalogIndex):
+        return CatalogSearcher(index, encoder)
+    return Searcher(index, encoder)

@@ -382,15 +382,12 @@ def cmd_search(args) -> int:
 
 def _search_here(location, request) -> dict:
     """Open the index in this process and run the request (no resident process is up)."""
-    from mmsearch.catalog import CatalogIndex, CatalogSearcher
+    from mmsearch.catalog import searcher_for
     from mmsearch.encoder import query_encoder
     from mmsearch.index import Index
-    from mmsearch.search import Searcher
 
     with Index.open(location) as index:
-        encoder = query_encoder(index.model)  # ONNX towers when exported: no torch
-        searcher = CatalogSearcher(index, encoder) if isinstance(index, CatalogIndex) \
-            else Searcher(index, encoder)
+        searcher = searcher_for(index, query_encoder(index.model))  # ONNX towers: no torch
         return {"kind": index.KIND, "results": request.run(searcher)}
 
 
@@ -593,16 +590,13 @@ def refuse_old_dependencies(host: str) -> None:
 
 
 def cmd_serve(args) -> int:
-    from mmsearch.catalog import CatalogIndex, CatalogSearcher
-    from mmsearch.encoder import Encoder
+    from mmsearch.catalog import searcher_for
     from mmsearch.index import Index
-    from mmsearch.search import Searcher
     from ui.api import serve_headless
 
     refuse_old_dependencies(args.host)
     with Index.open(_location(args)) as index:
-        searcher = CatalogSearcher(index, Encoder(index.model)) \
-            if isinstance(index, CatalogIndex) else Searcher(index)
+        searcher = searcher_for(index)
         print(f"loading {index.model.label} …", file=sys.stderr)
         searcher.warm()
         print(f"mmsearch serving {index.location} on http://{args.host}:{args.port}/api "

@@ -17,9 +17,8 @@ from starlette.routing import Mount
 
 from mmsearch import resident
 
-from mmsearch.catalog import CatalogIndex, CatalogSearcher
+from mmsearch.catalog import CatalogIndex, CatalogSearcher, searcher_for
 from mmsearch.config import IndexLocation
-from mmsearch.encoder import Encoder
 from mmsearch.filters import ORIENTATIONS
 from mmsearch.index import Index, IndexError_
 from mmsearch.search import QueryError, Searcher
@@ -282,7 +281,7 @@ def serve(location: IndexLocation, host: str = "127.0.0.1", port: int = 7860,
         print(f"mmsearch: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     catalog = isinstance(index, CatalogIndex)
-    searcher = CatalogSearcher(index, Encoder(index.model)) if catalog else Searcher(index)
+    searcher = searcher_for(index)
     print(f"loading {index.model.label} …", file=sys.stderr)
     searcher.warm()
     print(f"mmsearch app on http://{host}:{port}  ({index.count()} "
