@@ -133,10 +133,7 @@ class CatalogIndex(Index):
 
     # -- rows ----------------------------------------------------------------------------
     def upsert_items(self, rows: list[ItemRow]) -> None:
-        with self._writing():
-            for i in range(0, len(rows), PAGE):  # any --batch-size: <= PAGE rows a call
-                self.client.upsert(ITEMS, [r.record() for r in rows[i:i + PAGE]],
-                                   retry_times=WRITE_RETRIES)
+        self._write(ITEMS, [r.record() for r in rows])
 
     def delete_ids(self, ids: list[str]) -> None:
         with self._writing():

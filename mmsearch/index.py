@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -489,17 +489,34 @@ class Index:
 
     # -- rows ----------------------------------------------------------------------------
     def upsert(self, rows: list[ImageRow]) -> None:
-        if not rows:
-            return
-        data = []
+        records = []
         for row in rows:
-            record = asdict(row)
+            record = {f.name: getattr(row, f.name) for f in fields(row)}
             record["vector"] = np.asarray(row.vector, np.float32).tolist()
             record["id"] = path_id(row.path)
-            data.append(record)
+            records.append(record)
+        self._write(IMAGES, records)
+
+    def _write(self, collection: str, records: list[dict]) -> None:
+        """Insert or replace rows by their `id`, <= PAGE a call (any --batch-size).
+
+        Rows the collection lacks are inserted and only the others upserted: Milvus Lite
+        2.5.1's upsert slows as the collection grows (5.5k rows/s at 50k, 2.1k at 200k, and a
+        1M import that did not finish in 21 minutes), its insert does not (6k rows/s at 200k),
+        and asking which of 1,000 ids exist costs 6-20 ms."""
+        by_id = {r["id"]: r for r in records}  # the same row twice in one call: the last wins
+        records = list(by_id.values())
         with self._writing():
-            for i in range(0, len(data), PAGE):  # any --batch-size: <= PAGE rows a call
-                self.client.upsert(IMAGES, data[i:i + PAGE], retry_times=WRITE_RETRIES)
+            for i in range(0, len(records), PAGE):
+                page = records[i:i + PAGE]
+                have = {r["id"] for r in self.client.get(collection, ids=[r["id"] for r in page],
+                                                         output_fields=["id"])}
+                new = [r for r in page if r["id"] not in have]
+                old = [r for r in page if r["id"] in have]
+                if new:
+                    self.client.insert(collection, new, retry_times=WRITE_RETRIES)
+                if old:
+                    self.client.upsert(collection, old, retry_times=WRITE_RETRIES)
 
     def delete_paths(self, paths: Iterable[str]) -> None:
         ids = [path_id(p) for p in paths]

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import demo_files, label_of
 from indexer.pipeline import index_paths
 from mmsearch.config import IndexLocation, ModelSpec
-from mmsearch.index import Index, IndexNotFoundError, ModelMismatchError
+from mmsearch.index import ImageRow, Index, IndexNotFoundError, ModelMismatchError
 from mmsearch.search import Query, QueryError, Searcher
 
 
@@ -76,6 +76,27 @@ def test_reindex_follows_adds_changes_and_deletes(nested, make_index, encoder):
     assert hit.path == changed
     # a third run has nothing to do
     assert index_paths([str(nested)], index, encoder, progress=False).to_json()["unchanged"] == 24
+
+
+def test_writing_a_path_again_replaces_its_row_never_adds_one(make_index):
+    """New rows are inserted and known ones upserted (Milvus Lite's upsert slows with size):
+    a path written twice, in one call or two, is one row holding the last write."""
+    index = make_index()
+    rng = np.random.default_rng(0)
+
+    def row(path, size):
+        vector = rng.normal(size=index.dim).astype(np.float32)
+        return ImageRow(path=path, size=size, mtime=1.0, hash=f"h{size}", width=1, height=1,
+                        vector=vector / np.linalg.norm(vector))
+
+    index.upsert([row("/p/a.jpg", 1), row("/p/b.jpg", 2), row("/p/a.jpg", 3)])
+    index.upsert([row("/p/b.jpg", 4), row("/p/c.jpg", 5)])
+    index.flush()
+    assert index.count() == 3
+    stored = index.get_rows(["/p/a.jpg", "/p/b.jpg", "/p/c.jpg"], ("size",))
+    assert {p: r["size"] for p, r in stored.items()} == {"/p/a.jpg": 3, "/p/b.jpg": 4,
+                                                          "/p/c.jpg": 5}
+    assert sum(1 for _ in index.iter_rows(["path"])) == 3
 
 
 def test_indexed_picture_finds_itself_first(demo_index, encoder):
