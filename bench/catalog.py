@@ -35,7 +35,7 @@ from indexer.catalog import import_catalog  # noqa: E402
 from mmsearch.catalog import CANDIDATES, LEXICAL_MAX, SHARPNESS, CatalogSearcher  # noqa: E402
 from mmsearch.config import DEMO_CATALOG, IndexLocation, ModelSpec  # noqa: E402
 from mmsearch.encoder import Encoder  # noqa: E402
-from mmsearch.index import Index  # noqa: E402
+from mmsearch.stores import open_index  # noqa: E402
 from mmsearch.train.demo_catalog import BRANDS, LINES  # noqa: E402
 from mmsearch.train.fashion import CLASSES, COLOURS  # noqa: E402
 
@@ -77,7 +77,7 @@ def main(argv=None) -> dict:
     spec = ModelSpec.parse("demo")
     encoder = Encoder(spec).warm()
     with tempfile.TemporaryDirectory() as tmp:
-        index = Index.open(IndexLocation.resolve(db=Path(tmp) / "cat.db"), model=spec,
+        index = open_index(IndexLocation.resolve(db=Path(tmp) / "cat.db"), model=spec,
                            create_model=spec, dim=encoder.dim, kind="catalog")
         t0 = time.perf_counter()
         summary = import_catalog(DEMO_CATALOG, index, encoder, progress=False)

@@ -31,7 +31,7 @@ from PIL import Image  # noqa: E402
 from indexer.pipeline import index_paths  # noqa: E402
 from mmsearch.config import IndexLocation, ModelSpec  # noqa: E402
 from mmsearch.encoder import Encoder  # noqa: E402
-from mmsearch.index import Index  # noqa: E402
+from mmsearch.stores import open_index  # noqa: E402
 
 MODELS = {"vit": ModelSpec.parse("ViT-B-32", "random"), "demo": ModelSpec.parse("demo")}
 SIZES = {"12mp": (4000, 3000), "640x480": (640, 480)}
@@ -90,7 +90,7 @@ def mmsearch_pipeline(folder: Path, n: int, spec: ModelSpec, precision: str = "a
     encoder = Encoder(spec, precision=precision).warm()
     with tempfile.TemporaryDirectory() as tmp:
         loc = IndexLocation.resolve(db=Path(tmp) / "bench.db")
-        with Index.open(loc, model=spec, create_model=spec, dim=encoder.dim) as index:
+        with open_index(loc, model=spec, create_model=spec, dim=encoder.dim) as index:
             t0 = time.perf_counter()
             summary = index_paths([str(folder)], index, encoder, progress=False)
             rate = n / (time.perf_counter() - t0)

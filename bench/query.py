@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 from mmsearch.config import IndexLocation, ModelSpec  # noqa: E402
 from mmsearch.encoder import Encoder  # noqa: E402
 from mmsearch.index import IMAGES, PAGE, ImageRow, Index, _disk_bytes  # noqa: E402
+from mmsearch.stores import open_index  # noqa: E402
 from mmsearch.search import Searcher  # noqa: E402
 
 DIM = 512
@@ -87,7 +88,7 @@ def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: 
             else IndexLocation.resolve(db=Path(tmp) / "q.db")
         if uri:
             drop_bench_database(loc)
-        index = Index.open(loc, model=SPEC, create_model=SPEC, dim=DIM, vector_index=vector_index)
+        index = open_index(loc, model=SPEC, create_model=SPEC, dim=DIM, vector_index=vector_index)
         vectors = np.empty((n, DIM), np.float32)
         t0 = time.perf_counter()
         for start in range(0, n, PAGE * 10):

@@ -129,22 +129,23 @@ class CatalogIndex(Index):
             params.add_index(name, index_type=vector_index, metric_type="COSINE",
                              params=VECTOR_INDEX_PARAMS.get(vector_index, {}))
         params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        self._create_collection(ITEMS, s, params)
+        self._create_collection(self.COLLECTION, s, params)
 
     # -- rows ----------------------------------------------------------------------------
     def upsert_items(self, rows: list[ItemRow]) -> None:
-        self._write(ITEMS, [r.record() for r in rows])
+        self._write(self.COLLECTION, [r.record() for r in rows])
 
     def delete_ids(self, ids: list[str]) -> None:
         with self._writing():
             for i in range(0, len(ids), PAGE):
-                self.client.delete(ITEMS, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
+                self.client.delete(self.COLLECTION, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
 
     def get_items(self, ids: list[str], fields=("image_vector", "text_vector")) -> dict[str, dict]:
         ids = list(ids)
         found: dict[str, dict] = {}
         for i in range(0, len(ids), PAGE):
-            rows = self.client.get(ITEMS, ids=ids[i:i + PAGE], output_fields=["id", *fields])
+            rows = self.client.get(self.COLLECTION, ids=ids[i:i + PAGE],
+                                   output_fields=["id", *fields])
             found.update((r["id"], r) for r in rows)
         return found
 
@@ -156,7 +157,7 @@ class CatalogIndex(Index):
     def _check_schema(self) -> None:
         """Catalogues made before items recorded their file cannot be re-imported safely (a
         re-import would not know which items are its own): say so once, clearly."""
-        names = {f["name"] for f in self.client.describe_collection(ITEMS)["fields"]}
+        names = {f["name"] for f in self.client.describe_collection(self.COLLECTION)["fields"]}
         if "source" not in names:
             raise OutdatedIndexError(
                 f"the catalogue at {self.location} was made by an older mmsearch that did not "
@@ -179,7 +180,7 @@ class CatalogIndex(Index):
 
     def search_field(self, anns_field: str, data, k: int, expr: str = "") -> list[Product]:
         with self.searching():
-            res = self.client.search(ITEMS, data=[data], anns_field=anns_field, limit=k,
+            res = self.client.search(self.COLLECTION, data=[data], anns_field=anns_field, limit=k,
                                      filter=expr, output_fields=OUTPUT,
                                      search_params=self._search_params(anns_field, k))
         return _products(res[0])
@@ -199,8 +200,8 @@ class CatalogIndex(Index):
         fused: dict[str, float] = {}
         with self.searching():
             for n, (anns_field, data) in enumerate(requests):
-                res = self.client.search(ITEMS, data=[data], anns_field=anns_field, limit=limit,
-                                         filter=expr, output_fields=["id"],
+                res = self.client.search(self.COLLECTION, data=[data], anns_field=anns_field,
+                                         limit=limit, filter=expr, output_fields=["id"],
                                          search_params=self._search_params(anns_field, limit))
                 hits = [(str(h["id"]), float(h["distance"])) for h in res[0]]
                 if len(hits) > 1 and hits[0][1] < hits[-1][1]:  # best first, whatever the sign
@@ -321,15 +322,3 @@ class CatalogSearcher:
 
     def close(self) -> None:
         self.index.close()
-
-
-def searcher_for(index: Index, encoder=None):
-    """The searcher that fits an open index of either kind: a CatalogSearcher for a
-    catalogue, a Searcher for a folder index (`encoder`: default the index model's Encoder)."""
-    from mmsearch.encoder import Encoder
-    from mmsearch.search import Searcher
-
-    encoder = Encoder(index.model) if encoder is None else encoder
-    if isinstance(index, CatalogIndex):
-        return CatalogSearcher(index, encoder)
-    return Searcher(index, encoder)

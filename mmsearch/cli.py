@@ -288,7 +288,8 @@ def _open_for_indexing(location, requested, args):
     from indexer.walk import find_pictures
     from mmsearch.config import ModelSpec
     from mmsearch.encoder import Encoder
-    from mmsearch.index import Index, IndexNotFoundError
+    from mmsearch.index import IndexNotFoundError
+    from mmsearch.stores import open_index
 
     kind = "catalog" if args.catalog else "folder"
     # An embedded index that is not there yet is not opened (that would create its folder)
@@ -296,7 +297,7 @@ def _open_for_indexing(location, requested, args):
     # a folder that another indexer may have filled meanwhile.
     if not location.is_embedded or location.db.exists():
         try:
-            index = Index.open(location, model=requested, kind=kind)
+            index = open_index(location, model=requested, kind=kind)
             return index, Encoder(index.model)
         except IndexNotFoundError:
             pass
@@ -304,7 +305,7 @@ def _open_for_indexing(location, requested, args):
         return None
     spec = requested or ModelSpec.parse(None)
     encoder = Encoder(spec).warm()
-    return Index.open(location, model=requested, create_model=spec, dim=encoder.dim,
+    return open_index(location, model=requested, create_model=spec, dim=encoder.dim,
                       kind=kind), encoder
 
 
@@ -382,18 +383,17 @@ def cmd_search(args) -> int:
 
 def _search_here(location, request) -> dict:
     """Open the index in this process and run the request (no resident process is up)."""
-    from mmsearch.catalog import searcher_for
     from mmsearch.encoder import query_encoder
-    from mmsearch.index import Index
+    from mmsearch.stores import open_index, searcher_for
 
-    with Index.open(location) as index:
+    with open_index(location) as index:
         searcher = searcher_for(index, query_encoder(index.model))  # ONNX towers: no torch
         return {"kind": index.KIND, "results": request.run(searcher)}
 
 
 def cmd_duplicates(args) -> int:
     from mmsearch.duplicates import default_threshold, find_duplicates
-    from mmsearch.index import Index
+    from mmsearch.stores import open_index
 
     location = _location(args)
     answer = _resident(location, "POST", "/api/duplicates", {"threshold": args.threshold})
@@ -401,7 +401,7 @@ def cmd_duplicates(args) -> int:
         groups = [[_Member(**m) for m in g] for g in answer]
         threshold = args.threshold if args.threshold is not None else "the default"
     else:
-        with Index.open(location, kind="folder") as index:
+        with open_index(location, kind="folder") as index:
             threshold = default_threshold(index.model) if args.threshold is None \
                 else args.threshold
             groups = find_duplicates(index, threshold)
@@ -522,10 +522,10 @@ def _serve_lite_file(db, host: str, port: int, url: str, in_use) -> int:
 
 
 def cmd_export(args) -> int:
-    from mmsearch.index import Index
+    from mmsearch.stores import open_index
     from mmsearch.transfer import export_index
 
-    with Index.open(_location(args), kind="folder") as index:  # catalogues: re-import the file
+    with open_index(_location(args), kind="folder") as index:  # catalogues: re-import the file
         count = export_index(index, args.file)
         print(f"exported {count} pictures ({index.model.label}) to {args.file}")
     return 0
@@ -541,12 +541,12 @@ def cmd_import(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from mmsearch.index import Index
+    from mmsearch.stores import open_index
 
     location = _location(args)
     stats = _resident(location, "GET", "/api/stats")
     if stats is None:
-        with Index.open(location) as index:
+        with open_index(location) as index:
             stats = index.stats()
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
@@ -590,12 +590,11 @@ def refuse_old_dependencies(host: str) -> None:
 
 
 def cmd_serve(args) -> int:
-    from mmsearch.catalog import searcher_for
-    from mmsearch.index import Index
+    from mmsearch.stores import open_index, searcher_for
     from ui.api import serve_headless
 
     refuse_old_dependencies(args.host)
-    with Index.open(_location(args)) as index:
+    with open_index(_location(args)) as index:
         searcher = searcher_for(index)
         print(f"loading {index.model.label} …", file=sys.stderr)
         searcher.warm()

@@ -12,7 +12,8 @@ import sys
 from mmsearch.config import (DEMO_CATALOG, DEMO_PICTURES_DIR, IndexLocation, ModelSpec,
                              data_home)
 from mmsearch.encoder import Encoder
-from mmsearch.index import Index, OutdatedIndexError, remove_embedded
+from mmsearch.index import OutdatedIndexError, remove_embedded
+from mmsearch.stores import open_index
 
 
 def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool = False):
@@ -24,13 +25,13 @@ def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool
     encoder = Encoder(spec)
     kind = "catalog" if catalog else "folder"
     try:
-        index = Index.open(location, model=spec, create_model=spec, dim=encoder.dim, kind=kind)
+        index = open_index(location, model=spec, create_model=spec, dim=encoder.dim, kind=kind)
     except OutdatedIndexError:
         if db:  # the user's own --db: theirs to remove
             raise
         # the default demo index is the demo's own, rebuilt from the repository in seconds
         remove_embedded(location.db)  # 3.x's folder, or a 2.x file
-        index = Index.open(location, model=spec, create_model=spec, dim=encoder.dim, kind=kind)
+        index = open_index(location, model=spec, create_model=spec, dim=encoder.dim, kind=kind)
     with index:
         if catalog:
             from indexer.catalog import import_catalog

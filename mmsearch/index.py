@@ -190,15 +190,13 @@ class IndexKindError(IndexError_):
     pass
 
 
-KIND_NAMES = {"folder": "folder index (`mmsearch index FOLDER`)",
-              "catalog": "product catalogue (`mmsearch index --catalog FILE`)"}
-
-
 class Index:
-    """Image rows in a Milvus collection. Open with `Index.open(...)`; close when done.
+    """Image rows in a Milvus collection. Open with `mmsearch.stores.open_index(...)`; close
+    when done.
 
     A folder index; `mmsearch.catalog.CatalogIndex` is the product-catalogue kind. The kind
-    is recorded with the model, and `open` returns the class that fits."""
+    is recorded with the model, and `open_index` returns the class that fits. Every method
+    works on `self.COLLECTION`, so a kind inherits them for its own collection."""
 
     KIND = "folder"
     COLLECTION = IMAGES
@@ -272,52 +270,6 @@ class Index:
         finally:
             client.close()
 
-    @classmethod
-    def open(cls, location: IndexLocation, model: ModelSpec | None = None,
-             create_model: ModelSpec | None = None, dim: int | None = None,
-             vector_index: str | None = None, kind: str | None = None) -> "Index":
-        """Open the index at `location`.
-
-        An existing index uses its recorded model; a different `model` is a ModelMismatchError.
-        A missing one is created with `create_model` and `dim` when given, else it is an
-        IndexNotFoundError. `kind` ("folder" or "catalog"), when given, must match the
-        index's; it is also the kind a new index gets (default "folder").
-        """
-        if create_model is not None:
-            cls.create_database(location)
-        client = cls.connect(location)
-        try:
-            recorded = cls._read_meta(client)
-            if recorded is not None:
-                rec_model = ModelSpec.from_record(recorded["model"])
-                rec_kind = recorded.get("kind", "folder")
-                if model is not None and model != rec_model:
-                    raise ModelMismatchError(
-                        f"the index at {location} was built with model {rec_model.label}; "
-                        f"it cannot be searched or extended with {model.label}. Use a new index "
-                        "(--db/--uri) for another model, or leave --model out.")
-                if kind is not None and kind != rec_kind:
-                    raise IndexKindError(
-                        f"the index at {location} is a {KIND_NAMES.get(rec_kind, rec_kind)}, "
-                        f"not a {KIND_NAMES[kind]}; use another --db/--uri for that")
-                index = _class_of(rec_kind)(client, location, rec_model, int(recorded["dim"]))
-                index._create()  # no-op, unless a first run was killed half-way through this
-                index._check_schema()
-            elif create_model is None or dim is None:
-                raise IndexNotFoundError(
-                    f"no mmsearch index at {location} yet: build one with `mmsearch index FOLDER`"
-                    " (or `--catalog FILE` for a product catalogue)")
-            else:
-                index = _class_of(kind or "folder")(client, location, create_model, dim)
-                index._create(vector_index or vector_index_for(location, client))
-            index._load()
-            return index
-        except BaseException:
-            client.close()
-            if location.is_embedded:
-                _embedded_opened(location.db, -1)
-            raise
-
     @staticmethod
     def _read_meta(client) -> dict | None:
         from pymilvus.exceptions import MilvusException
@@ -374,7 +326,7 @@ class Index:
         params = self.client.prepare_index_params()
         params.add_index("vector", index_type=vector_index, metric_type="COSINE",
                          params=VECTOR_INDEX_PARAMS.get(vector_index, {}))
-        self._create_collection(IMAGES, schema, params)
+        self._create_collection(self.COLLECTION, schema, params)
 
     def _create_collection(self, name: str, schema, params) -> None:
         """Create a collection; when several indexers (shards) start at once on one server,
@@ -495,7 +447,7 @@ class Index:
             record["vector"] = np.asarray(row.vector, np.float32).tolist()
             record["id"] = path_id(row.path)
             records.append(record)
-        self._write(IMAGES, records)
+        self._write(self.COLLECTION, records)
 
     def _write(self, collection: str, records: list[dict]) -> None:
         """Insert or replace rows by their `id`, <= PAGE a call (any --batch-size).
@@ -522,7 +474,7 @@ class Index:
         ids = [path_id(p) for p in paths]
         with self._writing():
             for i in range(0, len(ids), PAGE):
-                self.client.delete(IMAGES, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
+                self.client.delete(self.COLLECTION, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
 
     def rows_under(self, folder: str) -> Iterator[dict]:
         """path, size, mtime and hash of every indexed picture under `folder`."""
@@ -543,7 +495,7 @@ class Index:
         """Stored fields of the given paths (those indexed), keyed by path."""
         if not paths:
             return {}
-        rows = self.client.get(IMAGES, ids=[path_id(p) for p in paths],
+        rows = self.client.get(self.COLLECTION, ids=[path_id(p) for p in paths],
                                output_fields=["path", *fields])
         return {r["path"]: r for r in rows}
 
@@ -560,7 +512,7 @@ class Index:
         k = max(1, min(int(k), 16384))
         with self.searching():
             res = self.client.search(
-                IMAGES, data=[np.asarray(v, np.float32).tolist() for v in vectors],
+                self.COLLECTION, data=[np.asarray(v, np.float32).tolist() for v in vectors],
                 anns_field="vector", limit=k, filter=filter,
                 output_fields=["path", "width", "height", "hash"],
                 search_params=vector_search_params(self.vector_index_type("vector"), k))
@@ -582,16 +534,6 @@ class Index:
                 "location": str(self.location),
                 "dim": self.dim, "roots": self.roots, "last_indexed": self.last_indexed,
                 "disk_bytes": _disk_bytes(self.location)}
-
-
-def _class_of(kind: str) -> type[Index]:
-    if kind == "catalog":
-        from mmsearch.catalog import CatalogIndex
-
-        return CatalogIndex
-    if kind != "folder":
-        raise IndexKindError(f"this index is of a kind this mmsearch does not know: {kind!r}")
-    return Index
 
 
 def _disk_bytes(location: IndexLocation) -> int | None:

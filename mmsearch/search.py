@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmsearch.config import (NOT_WEIGHT, MAX_QUERY_BYTES, IndexLocation,  # noqa: F401
-                             ModelSpec)
+from mmsearch.config import NOT_WEIGHT, MAX_QUERY_BYTES  # noqa: F401
 from mmsearch.encoder import Encoder
 from mmsearch.filters import Filters, brief
 from mmsearch.images import BadPicture, open_image, to_rgb
@@ -125,10 +124,6 @@ class Searcher:
     def __init__(self, index: Index, encoder: Encoder | None = None):
         self.index = index
         self.encoder = encoder or Encoder(index.model)
-
-    @classmethod
-    def open(cls, location: IndexLocation, model: ModelSpec | None = None) -> "Searcher":
-        return cls(Index.open(location, model=model))
 
     def warm(self) -> "Searcher":
         """Load the model and run one query, so the user's first query is not the slow one."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.index import PAGE, SCHEMA_VERSION, ImageRow, Index, IndexError_
+from mmsearch.stores import open_index
 
 FORMAT = "mmsearch-export"
 ROW_FIELDS = [f.name for f in fields(ImageRow) if f.name != "vector"]
@@ -89,7 +90,7 @@ def import_index(path: str | Path, location: IndexLocation) -> tuple[Index, int]
 
     header = read_export_header(path)
     model = ModelSpec.from_record(header["model"])
-    index = Index.open(location, model=model, create_model=model, dim=int(header["dim"]),
+    index = open_index(location, model=model, create_model=model, dim=int(header["dim"]),
                        kind="folder")
     count = 0
     try:

@@ -22,6 +22,7 @@ import pytest  # noqa: E402
 from mmsearch.config import DEMO_PICTURES_DIR, IndexLocation, ModelSpec  # noqa: E402
 from mmsearch.encoder import DEMO_WEIGHTS, Encoder  # noqa: E402
 from mmsearch.index import Index  # noqa: E402
+from mmsearch.stores import open_index  # noqa: E402
 
 LABELS = json.loads((DEMO_PICTURES_DIR / "labels.json").read_text())
 
@@ -53,7 +54,7 @@ def make_index(tmp_path, encoder):
 
     def make(name: str = "index.db") -> Index:
         loc = IndexLocation.resolve(db=tmp_path / name)
-        index = Index.open(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim)
+        index = open_index(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim)
         opened.append(index)
         return index
 
@@ -71,7 +72,7 @@ def demo_index(tmp_path_factory, encoder):
     for f in demo_files():
         shutil.copy2(f, folder / f.name)
     loc = IndexLocation.resolve(db=tmp_path_factory.mktemp("demo_db") / "demo.db")
-    index = Index.open(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim)
+    index = open_index(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim)
     summary = index_paths([str(folder)], index, encoder, progress=False)
     assert summary.added == len(LABELS)
     yield index

@@ -15,7 +15,7 @@ from mmsearch.catalog import CatalogIndex, CatalogSearcher
 from mmsearch.cli import main
 from mmsearch.config import DEMO_CATALOG, DEMO_PICTURES_DIR, IndexLocation
 from mmsearch.demo import build_demo_index
-from mmsearch.index import Index
+from mmsearch.stores import open_index
 
 PRODUCTS = [json.loads(line) for line in DEMO_CATALOG.read_text().splitlines()]
 BY_ID = {p["id"]: p for p in PRODUCTS}
@@ -33,7 +33,7 @@ def demo_catalog(tmp_path_factory):
     location, summary = build_demo_index(str(tmp_path_factory.mktemp("cat") / "demo.db"),
                                          progress=False, catalog=True)
     assert summary.added == 300 and not summary.errors
-    index = Index.open(location)
+    index = open_index(location)
     assert isinstance(index, CatalogIndex)
     yield index
     index.close()
@@ -62,7 +62,7 @@ def shop(tmp_path, rows: list[dict], name: str = "shop.jsonl"):
 
 # -- import ------------------------------------------------------------------------------
 def test_reimport_is_incremental(tmp_path, make_index, encoder):
-    index = Index.open(IndexLocation.resolve(db=tmp_path / "c.db"), model=encoder.spec,
+    index = open_index(IndexLocation.resolve(db=tmp_path / "c.db"), model=encoder.spec,
                        create_model=encoder.spec, dim=encoder.dim, kind="catalog")
     rows = PRODUCTS[:20]
     file = shop(tmp_path, rows)

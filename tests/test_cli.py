@@ -143,7 +143,7 @@ def test_a_fresh_search_runs_the_exported_towers_without_torch(folder, tmp_path,
     fresh process encodes the query with them (no torch, no open_clip) and ranks as torch."""
     from mmsearch.config import IndexLocation
     from mmsearch.encoder import Encoder, towers_dir
-    from mmsearch.index import Index
+    from mmsearch.stores import open_index
     from mmsearch.search import Searcher
 
     db = tmp_path / "towers.db"
@@ -160,7 +160,7 @@ def test_a_fresh_search_runs_the_exported_towers_without_torch(folder, tmp_path,
     assert done.returncode == 0, done.stderr
     results, imported = [json.loads(line) for line in done.stdout.splitlines()]
     assert imported == []
-    with Index.open(IndexLocation.resolve(db=db)) as index:
+    with open_index(IndexLocation.resolve(db=db)) as index:
         fp32 = Encoder(encoder.spec, precision="fp32")  # what the towers were exported in
         expected = Searcher(index, fp32).search_text("a red sneaker", 8)
     assert [h["path"] for h in results] == [h.path for h in expected]

@@ -14,6 +14,7 @@ from conftest import demo_files, label_of
 from indexer.pipeline import index_paths
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.index import ImageRow, Index, IndexNotFoundError, ModelMismatchError
+from mmsearch.stores import open_index
 from mmsearch.search import Query, QueryError, Searcher
 
 
@@ -144,16 +145,16 @@ def test_empty_query_is_a_clear_error(demo_index, encoder):
 
 def test_model_mismatch_names_both_models(tmp_path, encoder):
     loc = IndexLocation.resolve(db=tmp_path / "i.db")
-    Index.open(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim).close()
+    open_index(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim).close()
     other = ModelSpec.parse("ViT-B-32", "random")
     with pytest.raises(ModelMismatchError) as err:
-        Index.open(loc, model=other, create_model=other, dim=512)
+        open_index(loc, model=other, create_model=other, dim=512)
     assert "demo" in str(err.value) and "ViT-B-32" in str(err.value)
     # and without a model the recorded one is used
-    with Index.open(loc) as index:
+    with open_index(loc) as index:
         assert index.model == encoder.spec
 
 
 def test_opening_a_missing_index_without_a_model_says_how_to_build_one(tmp_path):
     with pytest.raises(IndexNotFoundError, match="mmsearch index"):
-        Index.open(IndexLocation.resolve(db=tmp_path / "none.db"))
+        open_index(IndexLocation.resolve(db=tmp_path / "none.db"))

@@ -18,7 +18,7 @@ from mmsearch.cli import build_parser, main
 from mmsearch.config import IndexLocation
 from mmsearch.duplicates import find_duplicates
 from mmsearch.filters import FilterError, Filters, parse_date
-from mmsearch.index import Index
+from mmsearch.stores import open_index
 from mmsearch.search import (DISLIKE_WEIGHT, LIKE_WEIGHT, NOT_WEIGHT, Part, Query, QueryError,
                              Searcher, feedback_parts)
 
@@ -57,7 +57,7 @@ def library(tmp_path_factory, encoder):
     Image.open(a).convert("RGB").resize((56, 56), Image.BICUBIC).save(copies / "a-small.png")
     Image.open(b).convert("RGB").save(copies / "b.jpg", quality=60)
     db = tmp_path_factory.mktemp("library_db") / "library.db"
-    index = Index.open(IndexLocation.resolve(db=db), model=encoder.spec,
+    index = open_index(IndexLocation.resolve(db=db), model=encoder.spec,
                        create_model=encoder.spec, dim=encoder.dim)
     assert index_paths([str(root)], index, encoder, progress=False).added == 40 + 12 + 4 + 3
     yield {"root": root, "index": index, "db": db, "a": str(a), "b": str(b),

@@ -15,14 +15,14 @@ import pytest
 
 from conftest import demo_files
 from mmsearch.config import IndexLocation
-from mmsearch.index import Index
+from mmsearch.stores import open_index
 
 CLI = [sys.executable, "-m", "mmsearch.cli"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 def count_rows(db) -> tuple[int, set[str]]:
-    with Index.open(IndexLocation.resolve(db=db)) as index:
+    with open_index(IndexLocation.resolve(db=db)) as index:
         paths = [r["path"] for r in index.rows_under("/")]
         return index.count(), set(paths)
 
@@ -68,7 +68,7 @@ def test_kill_9_then_resume(tmp_path):
 def test_second_process_gets_one_clear_line(tmp_path, encoder):
     db = tmp_path / "busy.db"
     loc = IndexLocation.resolve(db=db)
-    with Index.open(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim):
+    with open_index(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim):
         done = subprocess.run([*CLI, "search", "a bag", "--db", str(db)], env=ENV,
                               capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
@@ -121,14 +121,14 @@ def test_unreadable_files_and_fifos_are_reported(shared_tmp):
 
 def test_read_only_index_folder_is_one_clear_line(shared_tmp, encoder):
     db = os.path.join(shared_tmp, "ro.db")
-    with Index.open(IndexLocation.resolve(db=db), create_model=encoder.spec, dim=encoder.dim):
+    with open_index(IndexLocation.resolve(db=db), create_model=encoder.spec, dim=encoder.dim):
         pass
     os.chmod(db, 0o755)  # root's, so read-only for the user below
     done = as_nobody(["search", "a bag", "--db", db], shared_tmp)
     assert done.returncode == 1
     err = done.stderr.strip()
     assert "\n" not in err and "read-only" in err, err
-    with Index.open(IndexLocation.resolve(db=db)) as index:  # and it still opens for its owner
+    with open_index(IndexLocation.resolve(db=db)) as index:  # and it still opens for its owner
         assert index.count() == 0
 
 
@@ -160,7 +160,7 @@ def test_disk_full_is_one_clear_line_and_the_index_still_opens(tmp_path):
 
 def test_opening_the_app_to_the_network_warns_without_auth(tmp_path, encoder):
     db = tmp_path / "net.db"
-    with Index.open(IndexLocation.resolve(db=db), create_model=encoder.spec, dim=encoder.dim):
+    with open_index(IndexLocation.resolve(db=db), create_model=encoder.spec, dim=encoder.dim):
         pass
     import socket
 

@@ -193,7 +193,7 @@ def test_app_catalogue_pictures_stay_under_its_folder(tmp_path, encoder):
     from indexer.catalog import import_catalog
     from mmsearch.catalog import CatalogSearcher
     from mmsearch.config import IndexLocation
-    from mmsearch.index import Index
+    from mmsearch.stores import open_index
 
     allowed = tmp_path / "allowed"
     shop = _catalogue(allowed / "shop", "shop.jsonl", ["S1", "S2"])
@@ -204,7 +204,7 @@ def test_app_catalogue_pictures_stay_under_its_folder(tmp_path, encoder):
         "\n" + json.dumps({"id": "S4", "image": "../../home/missing.png"}) + "\n"
     shop.write_text(rows)
     location = IndexLocation.resolve(db=tmp_path / "shop.db")
-    index = Index.open(location, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim,
+    index = open_index(location, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim,
                        kind="catalog")
     port = free_port()
     app = launch(CatalogSearcher(index, encoder), port=port, block=False, auth=[AUTH],
@@ -224,7 +224,7 @@ def test_app_catalogue_pictures_stay_under_its_folder(tmp_path, encoder):
     finally:
         app.close()
     # the same file imported from the command line (the owner's own act) may name it
-    index = Index.open(location)
+    index = open_index(location)
     summary = import_catalog(shop, index, encoder, progress=False)
     assert summary.added == 1 and index.count() == 3
     index.close()

@@ -18,7 +18,8 @@ from gradio_client import Client
 from conftest import demo_files, label_of
 from indexer.pipeline import index_paths
 from mmsearch.config import IndexLocation, Shard
-from mmsearch.index import Index, ModelMismatchError, path_id
+from mmsearch.index import ModelMismatchError, path_id
+from mmsearch.stores import open_index
 from mmsearch.search import Searcher
 from mmsearch.transfer import export_index, import_index
 from test_app import free_port
@@ -80,7 +81,7 @@ def test_app_sees_pictures_indexed_while_it_answers(server, tmp_path, encoder):
     bags = copy(demo_files(cls="bag")[:10], tmp_path / "bags")
     done = mmsearch("index", garments, "--uri", uri, "--model", "demo", "--json")
     assert done.returncode == 0, done.stderr
-    searcher = Searcher(Index.open(IndexLocation.resolve(uri=uri)), encoder).warm()
+    searcher = Searcher(open_index(IndexLocation.resolve(uri=uri)), encoder).warm()
     port = free_port()
     app = launch(searcher, port=port, block=False)
     client = Client(f"http://127.0.0.1:{port}/", verbose=False)
@@ -127,7 +128,7 @@ def test_two_shards_index_one_folder_concurrently(server, tmp_path):
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
     added = [json.loads(out)["added"] for out, _ in results]
     assert sum(added) == 60 and min(added) > 0  # no overlap: each picture added once
-    with Index.open(IndexLocation.resolve(uri=uri)) as index:
+    with open_index(IndexLocation.resolve(uri=uri)) as index:
         stored = {r["path"] for r in index.rows_under(str(folder))}
         assert stored == {str(f) for f in folder.iterdir()}  # no gaps
         assert index.count() == 60

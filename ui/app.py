@@ -17,11 +17,12 @@ from starlette.routing import Mount
 
 from mmsearch import resident
 
-from mmsearch.catalog import CatalogIndex, CatalogSearcher, searcher_for
+from mmsearch.catalog import CatalogIndex, CatalogSearcher
 from mmsearch.config import IndexLocation
 from mmsearch.filters import ORIENTATIONS
-from mmsearch.index import Index, IndexError_
+from mmsearch.index import IndexError_
 from mmsearch.search import QueryError, Searcher
+from mmsearch.stores import open_index, searcher_for
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
 from ui.handlers import ANY, MAX_GROUPS, Handlers, caption, stats_markdown  # noqa: F401
 from ui.api import build_api
@@ -276,7 +277,7 @@ def serve(location: IndexLocation, host: str = "127.0.0.1", port: int = 7860,
           ) -> None:
     """Open the index, warm model and collection, then serve until interrupted."""
     try:
-        index = Index.open(location)
+        index = open_index(location)
     except IndexError_ as exc:
         print(f"mmsearch: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
