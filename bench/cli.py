@@ -52,7 +52,7 @@ def main() -> None:
     db = work / "demo.db"
     subprocess.run([*cli, "index", str(DEMO_PICTURES_DIR), "--db", str(db), "--model", "demo"],
                    env=env, check=True, capture_output=True, cwd=ROOT)
-    from mmsearch.encoder import towers_dir
+    from mmsearch.towers import towers_dir
 
     os.environ["XDG_DATA_HOME"] = env["XDG_DATA_HOME"]
     towers = towers_dir(ModelSpec.parse("demo"))

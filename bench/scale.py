@@ -223,8 +223,9 @@ def main() -> None:
     env = {**os.environ, "XDG_DATA_HOME": str(work / "data"), "GRADIO_ANALYTICS_ENABLED": "False"}
     os.environ["XDG_DATA_HOME"] = env["XDG_DATA_HOME"]
     from mmsearch.config import ModelSpec
-    from mmsearch.encoder import Encoder, towers_dir
+    from mmsearch.encoder import Encoder
     from mmsearch.onnx_towers import export_towers
+    from mmsearch.towers import towers_dir
 
     spec = ModelSpec.from_record(MODEL)
     t0 = time.perf_counter()

@@ -229,7 +229,7 @@ def _index_here(location, requested, shard, args):
             summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
                                   workers=args.workers, shard=shard, progress=progress)
     if encoder.loaded:  # the model is in memory anyway: export its query towers once
-        from mmsearch.encoder import export_query_towers
+        from mmsearch.towers import export_query_towers
 
         note = export_query_towers(encoder)
         if note:
@@ -383,8 +383,8 @@ def cmd_search(args) -> int:
 
 def _search_here(location, request) -> dict:
     """Open the index in this process and run the request (no resident process is up)."""
-    from mmsearch.encoder import query_encoder
     from mmsearch.stores import open_index, searcher_for
+    from mmsearch.towers import query_encoder
 
     with open_index(location) as index:
         searcher = searcher_for(index, query_encoder(index.model))  # ONNX towers: no torch

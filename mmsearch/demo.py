@@ -42,7 +42,7 @@ def build_demo_index(db: str | None = None, progress: bool = True, catalog: bool
 
             summary = index_paths([str(DEMO_PICTURES_DIR)], index, encoder, progress=progress)
     if encoder.loaded:
-        from mmsearch.encoder import export_query_towers
+        from mmsearch.towers import export_query_towers
 
         export_query_towers(encoder)  # `mmsearch search --db DEMO` then needs no torch
     return location, summary

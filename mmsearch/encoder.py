@@ -6,9 +6,7 @@ and index maintenance stay instant and nothing is downloaded before it is needed
 
 from __future__ import annotations
 
-import json
 import threading
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -197,66 +195,6 @@ class Encoder:
         with torch.inference_mode():
             feats = self._model.encode_text(self._tokenizer(list(texts)).to(self.device))
         return _normalise(feats)
-
-
-def towers_dir(spec: ModelSpec) -> Path:
-    """Where this model's ONNX query towers live: one folder per model in the user's data
-    folder, shared by every index of that model."""
-    import hashlib
-    import re
-
-    from mmsearch.config import data_home
-
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.label)[:60]
-    digest = hashlib.blake2b(json.dumps(spec.to_record()).encode(), digest_size=6).hexdigest()
-    return data_home() / "towers" / f"{slug}-{digest}"
-
-
-def query_encoder(spec: ModelSpec):
-    """What encodes queries in a fresh process: the model's ONNX towers when they have been
-    exported (mmsearch.onnx_towers, no torch: a fresh `mmsearch search` skips the ~4 s of
-    importing torch and open_clip and loading the model), else the torch Encoder."""
-    folder = towers_dir(spec)
-    if _readable_file(folder / "towers.json"):
-        try:
-            from mmsearch.onnx_towers import OnnxTowers
-
-            towers = OnnxTowers(folder)
-            if towers.model == spec.label:
-                return towers
-        except (ImportError, ValueError, OSError):
-            pass  # no onnxruntime, or towers of another format: the torch model answers
-    return Encoder(spec)
-
-
-def _readable_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:
-        return False
-
-
-def export_query_towers(encoder: "Encoder") -> str | None:
-    """Export the loaded model's towers for later queries, once per model; None when done
-    (or there already), else the one-line reason they could not be (the torch model then
-    answers queries, only slower)."""
-    folder = towers_dir(encoder.spec)
-    try:
-        if (folder / "towers.json").is_file() or encoder.spec.is_random:
-            return None
-    except OSError:  # a data folder this user cannot read: nothing to export into
-        return None
-    try:
-        from mmsearch.onnx_towers import export_towers
-
-        export_towers(encoder, folder)
-    except Exception as exc:  # noqa: BLE001 (an optional speed-up must never fail indexing)
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
-        return f"queries will use the torch model ({type(exc).__name__}: " \
-               f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"
-    return None
 
 
 def _normalise(feats) -> np.ndarray:

@@ -142,9 +142,10 @@ def test_a_fresh_search_runs_the_exported_towers_without_torch(folder, tmp_path,
     """`mmsearch index` exports the model's query towers once; a later `mmsearch search` in a
     fresh process encodes the query with them (no torch, no open_clip) and ranks as torch."""
     from mmsearch.config import IndexLocation
-    from mmsearch.encoder import Encoder, towers_dir
-    from mmsearch.stores import open_index
+    from mmsearch.encoder import Encoder
     from mmsearch.search import Searcher
+    from mmsearch.stores import open_index
+    from mmsearch.towers import towers_dir
 
     db = tmp_path / "towers.db"
     done = subprocess.run([sys.executable, "-m", "mmsearch.cli", "index", str(folder), "--db",

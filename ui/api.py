@@ -128,7 +128,7 @@ def _run_index(searcher, body: IndexIn, on_progress):
         return import_catalog(body.catalog, searcher.index, searcher.encoder, progress=False,
                               on_progress=on_progress)
     from indexer.pipeline import index_paths
-    from mmsearch.encoder import export_query_towers
+    from mmsearch.towers import export_query_towers
 
     if isinstance(searcher, CatalogSearcher):
         raise ValueError("this app serves a product catalogue: give --catalog FILE")
