@@ -13,8 +13,8 @@ from gradio_client import Client
 from indexer.catalog import import_catalog, read_catalog
 from mmsearch.catalog import CatalogIndex, CatalogSearcher
 from mmsearch.cli import main
+from mmsearch.cli.demo import build_demo_index
 from mmsearch.config import DEMO_CATALOG, DEMO_PICTURES_DIR, IndexLocation
-from mmsearch.demo import build_demo_index
 from mmsearch.stores import open_index
 
 PRODUCTS = [json.loads(line) for line in DEMO_CATALOG.read_text().splitlines()]

@@ -36,7 +36,7 @@ def test_a_dependency_below_its_floor_is_named():
 
 def test_an_old_environment_serves_only_this_computer(monkeypatch, capsys):
     import mmsearch.floors
-    from mmsearch.cli import refuse_old_dependencies
+    from mmsearch.cli.common import refuse_old_dependencies
 
     monkeypatch.setattr(mmsearch.floors, "below_floor",
                         lambda: ["gradio 6.0.0 is below mmsearch's safe floor (gradio>=6.20.0)"])

@@ -14,7 +14,8 @@ from PIL import Image
 
 from conftest import demo_files, label_of
 from indexer.pipeline import index_paths
-from mmsearch.cli import build_parser, main
+from mmsearch.cli import main
+from mmsearch.cli.parser import build_parser
 from mmsearch.config import IndexLocation
 from mmsearch.duplicates import find_duplicates
 from mmsearch.filters import FilterError, Filters, parse_date
@@ -94,7 +95,7 @@ def test_a_query_of_only_what_to_leave_out_is_refused(library):
 
 
 def test_weight_applies_to_the_part_before_it():
-    from mmsearch.cli import _search_request
+    from mmsearch.cli.searching import _search_request
 
     args = build_parser().parse_args(["search", "a beach", "--weight", "2", "--not", "people",
                                       "--weight", "0.7", "--not", "cars"])

@@ -405,7 +405,7 @@ def test_previews_never_follow_a_swapped_symlink(indexed, encoder, tmp_path):
 # -- low: --where crashed on deep nesting and control characters; errors leaked paths -----
 @pytest.fixture(scope="module")
 def catalogue_db(tmp_path_factory):
-    from mmsearch.demo import build_demo_index
+    from mmsearch.cli.demo import build_demo_index
 
     location, _ = build_demo_index(str(tmp_path_factory.mktemp("where") / "cat.db"),
                                    progress=False, catalog=True)

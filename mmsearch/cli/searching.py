@@ -1,0 +1,111 @@
+"""`mmsearch search` and `mmsearch duplicates`: asked of the running app that has the index
+open when there is one, else answered in this process."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mmsearch.cli.common import ask_resident, index_location
+
+
+def _search_request(args):
+    """The SearchRequest the search flags describe (pictures read here, sent as bytes)."""
+    from mmsearch.request import PicturePart, SearchRequest
+
+    parts = []
+    for flag, value, weight in args.parts or []:
+        if flag == "image" or os.path.isfile(value):  # --not FILE is a picture to leave out
+            parts.append(PicturePart("image" if flag == "image" else "not_image",
+                                     SearchRequest.picture(_read_file(value)), weight, value))
+        else:
+            parts.append(PicturePart("not_text", value, weight))
+    folder = os.path.abspath(os.path.expanduser(args.folder)) if args.folder else None
+    return SearchRequest(text=args.text, text_weight=getattr(args, "text_weight", 1.0),
+                         parts=parts, folder=folder, since=args.since, until=args.until,
+                         min_width=args.min_width, min_height=args.min_height,
+                         orientation=args.orientation, like=args.like, dislike=args.dislike,
+                         where=args.where or "", mode=args.mode, k=args.k,
+                         min_score=args.min_score)
+
+
+def _read_file(path: str) -> bytes:
+    from mmsearch.config import MAX_QUERY_BYTES
+
+    try:
+        if os.path.getsize(path) > MAX_QUERY_BYTES:
+            raise ValueError(f"the example picture {path} is too large")
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def cmd_search(args) -> int:
+    request = _search_request(args)
+    location = index_location(args)
+    answer = ask_resident(location, "POST", "/api/search", request.to_json())
+    if answer is None:
+        answer = _search_here(location, request)
+    results = answer["results"]
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False))
+    elif not results:
+        print("no results (nothing matches the filters, --where and --min-score, or the index "
+              "is empty: see `mmsearch stats`)")
+    elif answer["kind"] == "catalog":
+        print(f"{'rank':>4}  {'score':>6}  {'id':<12}  {'price':>10}  title")
+        for rank, h in enumerate(results, 1):
+            price = h["fields"].get("price", "")
+            print(f"{rank:>4}  {h['score']:6.3f}  {h['id']:<12}  {price!s:>10}  {h['title']}")
+    else:
+        print(f"{'rank':>4}  {'score':>6}  path")
+        for rank, h in enumerate(results, 1):
+            print(f"{rank:>4}  {h['score']:6.3f}  {h['path']}")
+    return 0
+
+
+def _search_here(location, request) -> dict:
+    """Open the index in this process and run the request (no resident process is up)."""
+    from mmsearch.stores import open_index, searcher_for
+    from mmsearch.towers import query_encoder
+
+    with open_index(location) as index:
+        searcher = searcher_for(index, query_encoder(index.model))  # ONNX towers: no torch
+        return {"kind": index.KIND, "results": request.run(searcher)}
+
+
+def cmd_duplicates(args) -> int:
+    from mmsearch.duplicates import default_threshold, find_duplicates
+    from mmsearch.stores import open_index
+
+    location = index_location(args)
+    answer = ask_resident(location, "POST", "/api/duplicates", {"threshold": args.threshold})
+    if answer is not None:
+        groups = [[_Member(**m) for m in g] for g in answer]
+        threshold = args.threshold if args.threshold is not None else "the default"
+    else:
+        with open_index(location, kind="folder") as index:
+            threshold = default_threshold(index.model) if args.threshold is None \
+                else args.threshold
+            groups = find_duplicates(index, threshold)
+    if args.json:
+        print(json.dumps([[m.to_json() for m in g] for g in groups], ensure_ascii=False))
+    elif not groups:
+        print(f"no duplicates at similarity >= {threshold}")
+    else:
+        for n, group in enumerate(groups, 1):
+            print(f"group {n} ({len(group)} pictures)")
+            for m in group:
+                print(f"  {m.score:6.3f}  {m.path}")
+    return 0
+
+
+class _Member:
+    """A duplicate group member as the resident process sends it."""
+
+    def __init__(self, path: str, score: float):
+        self.path, self.score = path, score
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "score": self.score}
