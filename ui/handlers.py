@@ -88,20 +88,35 @@ class AppHandlers:
     def fail(self, exc: Exception):
         raise gr.Error(self.public(exc), print_exception=False) from None
 
+    # -- results: each kind says how a result is captioned and which key it answers to ----
+    @staticmethod
+    def result_caption(result) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def result_key(result) -> str:
+        raise NotImplementedError
+
+    def gallery(self, results) -> tuple[list[tuple[str, str]], list[str]]:
+        """(gallery items, the results' keys in the same order: paths, or product ids)."""
+        items, keys = [], []
+        for r in results:
+            preview = self.thumbs.ensure(r.path, r.hash)
+            if preview is not None:  # deleted or broken since indexing: leave it out
+                items.append((str(preview), self.result_caption(r)))
+                keys.append(self.result_key(r))
+        return items, keys
+
 
 class Handlers(AppHandlers):
     searcher: Searcher
 
     # -- results -------------------------------------------------------------------------
-    def gallery(self, hits: list[Hit]) -> tuple[list[tuple[str, str]], list[str]]:
-        """(gallery items, the result paths in the same order)."""
-        items, paths = [], []
-        for h in hits:
-            preview = self.thumbs.ensure(h.path, h.hash)
-            if preview is not None:  # deleted or broken since indexing: leave it out
-                items.append((str(preview), caption(h)))
-                paths.append(h.path)
-        return items, paths
+    result_caption = staticmethod(caption)
+
+    @staticmethod
+    def result_key(hit: Hit) -> str:
+        return hit.path
 
     def _run(self, search: Callable, *args, **kwargs):
         try:

@@ -34,15 +34,11 @@ def product_caption(p: Product) -> str:
 class CatalogHandlers(AppHandlers):
     searcher: CatalogSearcher
 
-    def gallery(self, products: list[Product]) -> tuple[list[tuple[str, str]], list[str]]:
-        """(gallery items, the product ids in the same order)."""
-        items, ids = [], []
-        for p in products:
-            preview = self.thumbs.ensure(p.path, p.hash)
-            if preview is not None:
-                items.append((str(preview), product_caption(p)))
-                ids.append(p.id)
-        return items, ids
+    result_caption = staticmethod(product_caption)
+
+    @staticmethod
+    def result_key(product: Product) -> str:
+        return product.id
 
     def search(self, text: str, example: str | None, where: str, liked: list[str],
                disliked: list[str], k: float, min_score: float = 0.0):
