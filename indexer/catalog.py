@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.decode import BadPicture, Picture, enable_heif, read_picture
-from indexer.pipeline import Summary, decode_ahead
+from indexer.pipeline import Summary, run_jobs
 from mmsearch.catalog import CatalogIndex, ItemRow, text_hash
 from mmsearch.encoder import Encoder
 
@@ -136,8 +136,6 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
     """Bring the items that came from `file` in line with it. Items of other catalogue files
     in the same index are never touched; a file with no valid row changes nothing (it is an
     error, and it is not added to the index's list of catalogues)."""
-    from tqdm import tqdm
-
     source = str(Path(file).expanduser().resolve())
     summary = Summary()
     items, summary.errors = read_catalog(file, picture_roots)
@@ -227,30 +225,19 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
         index.upsert_items(rows)
         batch.clear()
 
-    workers = workers or os.cpu_count() or 2
-    bar = tqdm(total=len(jobs), unit="item", desc="importing", disable=not progress,
-               dynamic_ncols=True, leave=False)
-    try:
-        stream = decode_ahead(jobs, read, workers, ahead=2 * batch_size + workers)
-        for done, (job, result) in enumerate(stream, 1):
-            if isinstance(result, BadPicture):
-                summary.errors.append({"path": job.path, "row": job.item.row,
-                                       "reason": f"item {job.item.id!r}: {result}"})
-                if job.item.id in known:  # its picture broke since the last import
-                    index.delete_ids([job.item.id])
-                    summary.removed += 1
-            else:
-                batch.append((job, result))
-            if len(batch) >= batch_size:
-                write()
-            bar.update(1)
-            if on_progress:
-                on_progress(done, len(jobs))
-        write()
-    finally:
-        bar.close()
-    index.flush()
-    index.mark_indexed()
+    def take(job: _Job, result: Picture | BadPicture) -> bool:
+        if isinstance(result, BadPicture):
+            summary.errors.append({"path": job.path, "row": job.item.row,
+                                   "reason": f"item {job.item.id!r}: {result}"})
+            if job.item.id in known:  # its picture broke since the last import
+                index.delete_ids([job.item.id])
+                summary.removed += 1
+        else:
+            batch.append((job, result))
+        return len(batch) >= batch_size
+
+    run_jobs(jobs, read, take, write, index, workers=workers, batch_size=batch_size,
+             unit="item", desc="importing", progress=progress, on_progress=on_progress)
     return summary
 
 

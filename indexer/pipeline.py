@@ -109,6 +109,34 @@ def decode_ahead(jobs: list[Job], read: Callable[[Job], Picture], workers: int,
                 yield job, exc
 
 
+def run_jobs(jobs: list, read: Callable, take: Callable[[object, object], bool],
+             write: Callable[[], None], index, *, workers: int | None, batch_size: int,
+             unit: str, desc: str, progress: bool,
+             on_progress: Callable[[int, int], None] | None) -> None:
+    """The one indexing loop of every importer: read `jobs` ahead on `workers` threads,
+    hand each (job, picture or BadPicture) to `take`, which keeps it and answers whether a
+    batch is due; `write` stores what was kept (then, and once at the end). Draws the
+    terminal bar, reports `on_progress(done, total)`, and seals the index when done."""
+    from tqdm import tqdm
+
+    workers = workers or os.cpu_count() or 2
+    bar = tqdm(total=len(jobs), unit=unit, desc=desc, disable=not progress,
+               dynamic_ncols=True, leave=False)
+    try:
+        stream = decode_ahead(jobs, read, workers, ahead=2 * batch_size + workers)
+        for done, (job, result) in enumerate(stream, 1):
+            if take(job, result):
+                write()
+            bar.update(1)
+            if on_progress:
+                on_progress(done, len(jobs))
+        write()
+    finally:
+        bar.close()
+    index.flush()
+    index.mark_indexed()
+
+
 def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size: int = 32,
                 workers: int | None = None, progress: bool = True,
                 on_progress: Callable[[int, int], None] | None = None,
@@ -117,8 +145,6 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
 
     `progress` draws a terminal bar; `on_progress(done, total)` is called as pictures are
     read (the app's progress bar)."""
-    from tqdm import tqdm
-
     roots = roots_of(paths)
     summary = Summary()
     for root in roots:
@@ -132,7 +158,6 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
     summary.unchanged = work.unchanged
     index.add_roots([r if os.path.isdir(r) else os.path.dirname(r) for r in roots])
 
-    workers = workers or os.cpu_count() or 2
     if work.jobs:  # an unchanged re-scan never loads the model
         preprocess, draft_size = encoder.preprocess, 2 * encoder.image_size
 
@@ -168,31 +193,21 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
             summary.unchanged += len(touched)
             touched.clear()
 
-    bar = tqdm(total=len(work.jobs), unit="img", desc="indexing", disable=not progress,
-               dynamic_ncols=True, leave=False)
+    def take(job: Job, result: Picture | BadPicture) -> bool:
+        if isinstance(result, BadPicture):
+            summary.errors.append({"path": job.path, "reason": str(result)})
+            if job.known_hash is not None:  # it was indexed, but is no longer readable
+                index.delete_paths([job.path])
+        elif result.pixels is None:
+            touched.append((job, result))
+        else:
+            batch.append((job, result))
+        return len(batch) >= batch_size or len(touched) >= batch_size
+
     if on_progress:
         on_progress(0, len(work.jobs))
-    try:
-        stream = decode_ahead(work.jobs, read, workers, ahead=2 * batch_size + workers)
-        for done, (job, result) in enumerate(stream, 1):
-            if isinstance(result, BadPicture):
-                summary.errors.append({"path": job.path, "reason": str(result)})
-                if job.known_hash is not None:  # it was indexed, but is no longer readable
-                    index.delete_paths([job.path])
-            elif result.pixels is None:
-                touched.append((job, result))
-            else:
-                batch.append((job, result))
-            if len(batch) >= batch_size or len(touched) >= batch_size:
-                flush()
-            bar.update(1)
-            if on_progress:
-                on_progress(done, len(work.jobs))
-        flush()
-    finally:
-        bar.close()
-    index.flush()
-    index.mark_indexed()
+    run_jobs(work.jobs, read, take, flush, index, workers=workers, batch_size=batch_size,
+             unit="img", desc="indexing", progress=progress, on_progress=on_progress)
     return summary
 
 
