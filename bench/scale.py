@@ -224,7 +224,7 @@ def main() -> None:
     os.environ["XDG_DATA_HOME"] = env["XDG_DATA_HOME"]
     from mmsearch.config import ModelSpec
     from mmsearch.encoder import Encoder
-    from mmsearch.onnx_towers import export_towers
+    from mmsearch.onnx_export import export_towers
     from mmsearch.towers import towers_dir
 
     spec = ModelSpec.from_record(MODEL)

@@ -1,6 +1,7 @@
 """CLIP's two towers as ONNX files, and a torch-free runtime for them.
 
-`export_towers(model, folder)` (needs torch, open_clip and the `onnx` package) writes
+`mmsearch.onnx_export.export_towers(model, folder)` (needs torch, open_clip and the `onnx`
+package) writes
 
     folder/text.onnx      tokens [N, context_length] int64 -> features [N, D] float32
     folder/visual.onnx    pixels [N, 3, H, W] float32      -> features [N, D] float32
@@ -21,230 +22,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["OnnxTowers", "export_towers", "preprocess_image", "TOWERS_FILE", "TEXT_FILE",
-           "VISUAL_FILE", "FORMAT_VERSION"]
+__all__ = ["OnnxTowers", "preprocess_image", "TOWERS_FILE", "TEXT_FILE", "VISUAL_FILE",
+           "FORMAT_VERSION"]
 
 TOWERS_FILE = "towers.json"
 TEXT_FILE = "text.onnx"
 VISUAL_FILE = "visual.onnx"
 FORMAT_VERSION = 1
 OPSET = 17
-
-
-# ======================================================================================
-# Export (torch side)
-# ======================================================================================
-def _resolve_model(spec_or_model: Any, arch: str | None, label: str | None):
-    """-> (fp32 eval model, open_clip architecture name or None, label or None)."""
-    import copy
-
-    import torch
-
-    from mmsearch.config import ModelSpec
-    from mmsearch.encoder import Encoder, _arch_and_weights
-
-    if isinstance(spec_or_model, ModelSpec):
-        spec_or_model = Encoder(spec_or_model, precision="fp32")
-    if isinstance(spec_or_model, Encoder):
-        enc = spec_or_model
-        if enc.dtype_name != "fp32":  # a bf16 copy: reload fp32 weights, never upcast bf16 ones
-            enc = Encoder(enc.spec, precision="fp32")
-        model = enc.warm()._model
-        return (model, arch or _arch_and_weights(enc.spec)[0], label or enc.spec.label)
-    model = spec_or_model
-    if not isinstance(model, torch.nn.Module) or not hasattr(model, "visual"):
-        raise TypeError("export_towers takes a ModelSpec, an Encoder or an open_clip model, "
-                        f"not {type(model).__name__}")
-    if any(p.dtype != torch.float32 for p in model.parameters()):
-        model = copy.deepcopy(model).float()
-    return model.eval(), arch, label
-
-
-def _text_config(model, arch: str | None) -> dict:
-    from mmsearch.bpe import UnsupportedTokenizer, check_text_config, model_text_config
-
-    text = getattr(model, "text", None)
-    if text is not None and "HF" in type(text).__name__:
-        raise UnsupportedTokenizer(f"{arch or type(model).__name__}: its text tower is a Hugging "
-                                   "Face model; mmsearch.bpe supports only CLIP's SimpleTokenizer")
-    if arch:
-        from mmsearch.encoder import _open_clip
-
-        cfg = _open_clip().get_model_config(arch)
-        if cfg is None:
-            text_cfg = model_text_config(arch)
-        else:
-            text_cfg = cfg.get("text_cfg", {})
-        args = check_text_config(arch, text_cfg)
-    else:
-        args = {"context_length": None, "clean": "lower", "additional_special_tokens": None}
-    ctx = getattr(model, "context_length", None) or getattr(text, "context_length", None)
-    args["context_length"] = int(ctx or args["context_length"] or 77)
-    return args
-
-
-class _Towers:
-    """The wrapper modules, built lazily so this file imports without torch."""
-
-    @staticmethod
-    def text(model):
-        import copy
-
-        import torch
-
-        class TextTower(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                if isinstance(getattr(model, "text", None), torch.nn.Module):  # CustomTextCLIP
-                    self.text = model.text
-                    self.clip = None
-                else:
-                    # a shallow copy of the CLIP that shares the text weights and lacks the
-                    # visual tower (and the logit scale): only text weights reach the file
-                    clip = copy.copy(model)
-                    clip._modules = {k: v for k, v in model._modules.items() if k != "visual"}
-                    clip._parameters = {k: v for k, v in model._parameters.items()
-                                        if not k.startswith("logit_")}
-                    self.text = None
-                    self.clip = clip
-
-            def forward(self, input):
-                return self.text(input) if self.clip is None else self.clip.encode_text(input)
-
-        return TextTower(model).eval()
-
-    @staticmethod
-    def visual(model):
-        import torch
-
-        class VisualTower(torch.nn.Module):
-            def __init__(self, visual):
-                super().__init__()
-                self.visual = visual
-
-            def forward(self, input):
-                return self.visual(input)
-
-        return VisualTower(model.visual).eval()
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return (a * b).sum(axis=1)
-
-
-def export_towers(spec_or_model: Any, folder: str | os.PathLike, *, arch: str | None = None,
-                  label: str | None = None, verify: bool = True) -> dict:
-    """Export the text and visual towers of an open_clip model to ONNX files in `folder`.
-
-    spec_or_model: a ModelSpec, an mmsearch Encoder (a bf16 one is reloaded in fp32) or a
-    loaded open_clip model (converted to fp32 on a copy if needed; give `arch`, its open_clip
-    name, so the tokenizer's options are read from its config). `verify` runs both files on a
-    small batch and raises RuntimeError if they drift from torch (cosine < 0.999).
-    Returns the towers.json record (plus "export_s", the seconds it took).
-    """
-    import warnings
-
-    import open_clip
-    import torch
-
-    from mmsearch.bpe import BPETokenizer, default_vocab_path
-
-    t0 = time.perf_counter()
-    model, arch, label = _resolve_model(spec_or_model, arch, label)
-    tok_args = _text_config(model, arch)
-    vocab_src = default_vocab_path()
-    tokenizer = BPETokenizer(vocab_path=vocab_src, **tok_args)
-    if arch:  # our tokenizer must be open_clip's, id for id
-        probe = ["a red dress", "Sepatu lari ringan MERAH!", "", "😀 café &amp; naïve",
-                 "word " * 100]
-        ref = open_clip.get_tokenizer(arch)
-        if type(ref).__name__ != "SimpleTokenizer" or \
-                not np.array_equal(tokenizer(probe), ref(probe).numpy()):
-            raise RuntimeError(f"mmsearch.bpe does not reproduce {arch}'s tokenizer "
-                               f"({type(ref).__name__})")
-
-    pp = dict(model.visual.preprocess_cfg)
-    size = pp.get("size", 224)
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / TOWERS_FILE).unlink(missing_ok=True)  # its presence marks a complete export
-
-    text_tower, visual_tower = _Towers.text(model), _Towers.visual(model)
-    tokens = torch.from_numpy(tokenizer(["a photo of a red dress", "sepatu lari"]))
-    pixels = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        ref_text = text_tower(tokens).float().numpy()
-        ref_visual = visual_tower(pixels).float().numpy()
-    dim = int(ref_text.shape[1])
-
-    common = dict(dynamo=False, opset_version=OPSET, input_names=["input"],
-                  output_names=["output"], do_constant_folding=True,
-                  dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    # Not under no_grad/inference_mode: there nn.MultiheadAttention (ViT towers) takes its
-    # fused fast path, aten::_native_multi_head_attention, which has no ONNX symbolic.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript exporter deprecation / tracer notes
-        for tower, example, name in ((text_tower, tokens, TEXT_FILE),
-                                     (visual_tower, pixels, VISUAL_FILE)):
-            tmp = folder / (name + ".tmp")
-            try:
-                torch.onnx.export(tower, (example,), str(tmp), **common)
-                os.replace(tmp, folder / name)
-            finally:
-                tmp.unlink(missing_ok=True)
-    vocab_dst = folder / vocab_src.name
-    if not vocab_dst.exists():
-        shutil.copyfile(vocab_src, vocab_dst)
-
-    record = {
-        "format": FORMAT_VERSION,
-        "model": label,
-        "arch": arch,
-        "embed_dim": dim,
-        "image_size": [h, w],
-        "preprocess": {
-            "mode": pp.get("mode", "RGB"),
-            "mean": [float(x) for x in pp.get("mean")],
-            "std": [float(x) for x in pp.get("std")],
-            "interpolation": pp.get("interpolation", "bicubic"),
-            "resize_mode": pp.get("resize_mode", "shortest"),
-            "fill_color": int(pp.get("fill_color", 0)),
-        },
-        "context_length": tokenizer.context_length,
-        "tokenizer": {**tokenizer.config(),
-                      "additional_special_tokens": tok_args.get("additional_special_tokens")},
-        "text": TEXT_FILE,
-        "visual": VISUAL_FILE,
-        "normalised": False,
-        "inputs": {"text": ["batch", tokenizer.context_length], "visual": ["batch", 3, h, w]},
-        "exported_with": {"torch": torch.__version__,
-                          "open_clip": getattr(open_clip, "__version__", None),
-                          "opset": OPSET},
-    }
-    if verify:
-        towers = OnnxTowers(folder, record=record)
-        text_cos = _cosines(towers._run("text", tokens.numpy()), ref_text)
-        vis_cos = _cosines(towers._run("visual", pixels.numpy()), ref_visual)
-        record["verified"] = {"text_min_cos": float(text_cos.min()),
-                              "visual_min_cos": float(vis_cos.min())}
-        if min(text_cos.min(), vis_cos.min()) < 0.999:
-            raise RuntimeError(f"the exported towers drift from torch: {record['verified']}")
-    tmp = folder / (TOWERS_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / TOWERS_FILE)
-    return {**record, "export_s": time.perf_counter() - t0}
 
 
 # ======================================================================================
@@ -343,7 +134,7 @@ class OnnxTowers:
             path = self.folder / TOWERS_FILE
             if not path.is_file():
                 raise FileNotFoundError(f"{path} not found: export the towers first "
-                                        "(mmsearch.onnx_towers.export_towers)")
+                                        "(mmsearch.onnx_export.export_towers)")
             record = json.loads(path.read_text(encoding="utf-8"))
         if record.get("format") != FORMAT_VERSION:
             raise ValueError(f"{self.folder}: towers format {record.get('format')!r}, "

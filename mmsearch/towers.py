@@ -62,7 +62,7 @@ def export_query_towers(encoder: "Encoder") -> str | None:
     except OSError:  # a data folder this user cannot read: nothing to export into
         return None
     try:
-        from mmsearch.onnx_towers import export_towers
+        from mmsearch.onnx_export import export_towers
 
         export_towers(encoder, folder)
     except Exception as exc:  # noqa: BLE001 (an optional speed-up must never fail indexing)

@@ -20,7 +20,8 @@ from PIL import Image
 
 from mmsearch.bpe import BPETokenizer, UnsupportedTokenizer, tokenizer_for_model
 from mmsearch.encoder import Encoder, _open_clip
-from mmsearch.onnx_towers import OnnxTowers, export_towers, preprocess_image
+from mmsearch.onnx_export import export_towers
+from mmsearch.onnx_towers import OnnxTowers, preprocess_image
 
 from conftest import demo_files
 
