@@ -7,7 +7,8 @@
 - recall@10 of the index (queries by stored vectors, `similar`) against numpy exact,
 - filtered (a folder filter, ~1/15 of the rows) against unfiltered, through the API,
 - CLI: `mmsearch search` as a fresh process with the app up, and cold (nothing running:
-  ONNX towers, no torch),
+  ONNX towers, no torch), interleaved with the peer `rclip -n` (3.3, ONNX + SQLite) over the
+  same vectors when rclip is installed (bench/rclip_peer.py sets it up offline),
 - and, with --rescan N, an unchanged re-scan of an N-picture folder (real files).
 
 Vectors are synthetic (bench/query.py's clustered unit vectors); the model is ViT-B-32 with
@@ -37,6 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+import rclip_peer  # noqa: E402  (bench/rclip_peer.py)
 from query import DIM, clip_like, process_rss_mb  # noqa: E402  (bench/query.py)
 
 MODEL = {"name": "ViT-B-32", "pretrained": "random"}
@@ -132,7 +134,8 @@ def wall(argv: list[str], env: dict, runs: int) -> float:
     return round(statistics.median(times), 3)
 
 
-def bench_size(n: int, queries: int, work: Path, env: dict, reference_encoder) -> dict:
+def bench_size(n: int, queries: int, work: Path, env: dict, reference_encoder,
+               peer: tuple[str, Path] | None = None) -> dict:
     rng = np.random.default_rng(n)
     centres = clip_like(256, rng, np.eye(256, DIM, dtype=np.float32))
     vectors = clip_like(n, rng, centres)
@@ -186,7 +189,26 @@ def bench_size(n: int, queries: int, work: Path, env: dict, reference_encoder) -
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
-    out["cli_cold_s"] = wall(search, {**env, "MMSEARCH_NO_RESIDENT": "1"}, 3)
+    cold_env = {**env, "MMSEARCH_NO_RESIDENT": "1"}
+    if peer is None:
+        out["cli_cold_s"] = wall(search, cold_env, 3)
+    else:  # interleaved, so machine noise hits both alike
+        rclip, datadir = peer
+        t0 = time.perf_counter()
+        rclip_peer.fill_db(datadir, work / "rclip-photos", vectors)
+        out["rclip_db_fill_s"] = round(time.perf_counter() - t0, 1)
+        (work / "rclip-photos").mkdir(exist_ok=True)
+        ours, theirs, rss = [], [], []
+        for _ in range(3):
+            ours.append(wall(search, cold_env, 1))
+            got = rclip_peer.query_wall(rclip, work / "rclip-photos", datadir, "a red dress", 1)
+            theirs.append(got["wall_s"])
+            rss.append(got["peak_rss_mb"] or 0)
+        out["cli_cold_s"] = round(statistics.median(ours), 3)
+        out["rclip_cold_s"] = round(statistics.median(theirs), 3)
+        out["rclip_peak_rss_mb"] = max(rss)
+        out["cold_vs_rclip"] = round(out["cli_cold_s"] / out["rclip_cold_s"], 2)
+        (datadir / "db.sqlite3").unlink(missing_ok=True)
     shutil.rmtree(db, ignore_errors=True) if db.is_dir() else db.unlink(missing_ok=True)
     export.unlink()
     return out
@@ -217,6 +239,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--rescan", type=int, default=0, help="also time an unchanged re-scan of "
                     "this many picture files")
+    ap.add_argument("--no-rclip", action="store_true", help="skip the rclip peer (found on PATH "
+                    "or as $RCLIP_BIN)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mmsearch-scale-"))
@@ -234,9 +258,19 @@ def main() -> None:
     reference_encoder = Encoder(spec).warm()
     result = {"cpus": os.cpu_count(), "model": "ViT-B-32 (untrained weights: speed only)",
               "towers_export_s": round(time.perf_counter() - t0, 1), "sizes": []}
+    peer = None
+    rclip = None if args.no_rclip else rclip_peer.find_rclip()
+    if rclip:
+        datadir = work / "rclip-data"
+        result["rclip"] = {"version": rclip_peer.version(rclip),
+                           "model_export_s": round(rclip_peer.export_model(datadir), 1)}
+        peer = (rclip, datadir)
+    else:
+        result["rclip"] = None  # not installed (pip install rclip; or RCLIP_BIN=/path/rclip)
     try:
         for n in (int(s) for s in args.sizes.split(",")):
-            result["sizes"].append(bench_size(n, args.queries, work, env, reference_encoder))
+            result["sizes"].append(bench_size(n, args.queries, work, env, reference_encoder,
+                                                  peer))
             print(json.dumps(result["sizes"][-1]), flush=True)
         if args.rescan:
             result["rescan"] = bench_rescan(args.rescan, work, env)

@@ -1,0 +1,84 @@
+"""The quick path on large embedded indexes: Hamming over sign bits in Milvus, then exact
+cosine over the candidates' vectors (mmsearch/coarse.py), on a real Milvus Lite index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmsearch import coarse
+from mmsearch.index import ImageRow
+
+
+@pytest.fixture
+def big_enough(make_index):
+    """3,000 clustered unit vectors in a real index, in three folders."""
+    index = make_index()
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(30, index.dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, 30, 3000)] + rng.normal(0, 0.5, (3000, index.dim))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    index.upsert([ImageRow(path=f"/p/f{i % 3}/{i:05d}.jpg", size=1, mtime=1.0, hash=f"{i}",
+                           width=1, height=1, vector=v) for i, v in enumerate(vectors)])
+    index.flush()
+    return index, vectors, rng
+
+
+def exact(vectors, q, k, keep=None):
+    scores = vectors @ q
+    if keep is not None:
+        scores = np.where(keep, scores, -np.inf)
+    return [int(i) for i in np.argsort(-scores)[:k]]
+
+
+def ids(hits):
+    return [int(h.path[-9:-4]) for h in hits]
+
+
+def test_sign_bits_pack_one_bit_per_dimension():
+    assert coarse.sign_bits([[0.5, -1.0, 0.0, 2.0, -0.1, 0.2, 0.3, -0.4, 1.0]]) == \
+        [bytes([0b10010110, 0b10000000])]
+
+
+def test_bits_then_cosine_finds_what_exact_search_finds(big_enough):
+    index, vectors, rng = big_enough
+    assert index._has_bits()
+    found = total = 0
+    for q in vectors[rng.choice(3000, 20, replace=False)] + 0.01:
+        q = q / np.linalg.norm(q)
+        hits = index._search_by_bits([q], 10, "")[0]
+        flat = index.search(q, 10)  # 3,000 rows: below coarse.MIN_ROWS, so FLAT
+        assert [round(h.score, 4) for h in hits] == sorted((round(h.score, 4) for h in hits),
+                                                             reverse=True)
+        assert hits[0].path == flat[0].path and hits[0].score == pytest.approx(flat[0].score,
+                                                                               abs=1e-4)
+        found += len(set(ids(hits)) & set(exact(vectors, q, 10)))
+        total += 10
+    assert found / total >= 0.95
+
+
+def test_a_filter_applies_in_the_bits_step(big_enough):
+    index, vectors, rng = big_enough
+    keep = np.array([i % 3 == 1 for i in range(3000)])
+    q = vectors[5]
+    hits = index._search_by_bits([q], 10, 'folder == "/p/f1"')[0]
+    assert hits and all(h.path.startswith("/p/f1/") for h in hits)
+    assert len(set(ids(hits)) & set(exact(vectors, q, 10, keep))) >= 9
+
+
+def test_a_large_index_searches_by_bits_and_a_small_one_by_flat(big_enough, monkeypatch):
+    index, vectors, _ = big_enough
+    used = []
+    real = index._search_by_bits
+    monkeypatch.setattr(index, "_search_by_bits",
+                        lambda *a: used.append(a) or real(*a))
+    index.search(vectors[0], 10)
+    assert not used  # 3,000 rows
+    monkeypatch.setattr(coarse, "MIN_ROWS", 1000)
+    index.__dict__.pop("_rows_seen", None)
+    top = index.search(vectors[0], 10)
+    assert len(used) == 1 and top[0].path.endswith("/00000.jpg")
+    assert top[0].score == pytest.approx(1.0, abs=1e-4)
+    index.search_many(vectors[:10], 10)  # many queries at once (duplicates): FLAT
+    index.search(vectors[0], 500)  # many hits: FLAT
+    assert len(used) == 1
