@@ -32,7 +32,8 @@ import numpy as np  # noqa: E402
 
 from mmsearch.config import IndexLocation, ModelSpec  # noqa: E402
 from mmsearch.encoder import Encoder  # noqa: E402
-from mmsearch.index import IMAGES, PAGE, ImageRow, Index, _disk_bytes  # noqa: E402
+from mmsearch.engine import _disk_bytes  # noqa: E402
+from mmsearch.index import IMAGES, PAGE, ImageRow, Index  # noqa: E402
 from mmsearch.stores import open_index  # noqa: E402
 from mmsearch.search import Searcher  # noqa: E402
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmsearch.engine import VECTOR_INDEX_PARAMS, OutdatedIndexError, vector_search_params
 from mmsearch.filters import brief, quote
-from mmsearch.index import (MAX_PATH, PAGE, VECTOR_INDEX_PARAMS, WRITE_RETRIES, Index,
-                            OutdatedIndexError, vector_search_params)
+from mmsearch.index import MAX_PATH, PAGE, WRITE_RETRIES, Index
 from mmsearch.search import QueryError, compose, feedback_parts
 from mmsearch.where import translate
 

@@ -1,27 +1,19 @@
 """The Index: image rows and their CLIP vectors in Milvus, embedded or on a server.
 
 The same pymilvus code serves an embedded Milvus Lite index (`--db PATH`) and a Milvus server
-(`--uri http://host:19530`): only the MilvusClient's URI differs. Two embedded engines are in
-use (see `embedded_engine`): Milvus Lite 2.5.x, the C++ Milvus core, whose index is one `.db`
-file (Linux, macOS), and the pure-Python Milvus Lite 3.x, whose index is a directory (Windows,
-where 2.5 has no wheels); the calls differ only where guarded by feature below. The schema lives here and
-nowhere else. The model that made the vectors is recorded beside them, so later runs use it
-and a different model is refused instead of silently mixing two vector spaces.
+(`--uri http://host:19530`): only the MilvusClient's URI differs (`mmsearch.engine` connects
+and knows the engines). The schema lives here and nowhere else. The model that made the
+vectors is recorded beside them, so later runs use it and a different model is refused
+instead of silently mixing two vector spaces.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import logging
 import os
-import re
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -29,6 +21,8 @@ import numpy as np
 from mmsearch import coarse
 from mmsearch.coarse import BITS_FIELD, sign_bits
 from mmsearch.config import IndexLocation, ModelSpec
+from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexError_, _disk_bytes, _embedded_opened,
+                             searching, vector_index_for, vector_search_params, writing)
 from mmsearch.filters import quote, under_folder
 
 IMAGES = "images"
@@ -42,87 +36,6 @@ PAGE = 1000
 # A write the engine fails (Milvus Lite 2.5.1 on a full disk answers UNKNOWN) is retried this
 # many times, not pymilvus's 75 (~3 minutes of back-off before the one line).
 WRITE_RETRIES = 3
-
-
-VECTOR_INDEX_PARAMS = {"HNSW": {"M": 16, "efConstruction": 200}, "FLAT": {}, "AUTOINDEX": {},
-                       "IVF_FLAT": {"nlist": 1024}}
-
-
-@functools.cache
-def embedded_engine() -> str:
-    """"file" for Milvus Lite 2.x (the C++ Milvus core run as a child process: the index is a
-    `.db` file), "directory" for the pure-Python Milvus Lite 3.x (the index is a directory).
-    A fact about the installed package, so asked once."""
-    _quiet_imports()
-    try:
-        import milvus_lite.server  # noqa: F401 - only 2.x has it
-    except ImportError:
-        return "directory"
-    return "file"
-
-
-def vector_index_for(location: IndexLocation, client=None) -> str:
-    """The vector index type a new collection at `location` gets; the one place that decides.
-
-    Embedded Milvus Lite 2.5.1 accepts only FLAT, IVF_FLAT and AUTOINDEX ("local mode only
-    support FLAT IVF_FLAT AUTOINDEX"). Measured (bench/results/engines.json, 512-d, k=10, 200
-    queries, recall against numpy exact): FLAT p50 32 ms at 100k and 275 ms at 1M, recall 1.0
-    (exact). IVF_FLAT and AUTOINDEX answer in 2 ms at 100k and 12-15 ms at 1M, but ignore
-    nprobe/ef (identical ids at 1, 16, 64, 256) and their recall cannot be raised: 0.92 at 1M
-    on clustered vectors, 0.64 (100k) and 0.27 (1M) on less clustered ones. A search that
-    silently misses a third of the right pictures is worse than a slower exact one: FLAT.
-    Milvus Lite 2.5.1's server (`mmsearch serve-index`) is the same local mode, recognised by
-    `client` having no databases. Milvus servers (standalone, cluster) and Milvus Lite 3.x
-    keep HNSW (M=16, efConstruction=200; recall 0.99+ measured there)."""
-    if location.is_embedded:
-        return "FLAT" if embedded_engine() == "file" else "HNSW"
-    if client is not None and not databases_supported(client):
-        return "FLAT"
-    return "HNSW"
-
-
-def vector_search_params(index_type: str | None, k: int) -> dict:
-    """Search params that fit the vector index: ef for graphs (HNSW, AUTOINDEX), nprobe for
-    IVF, nothing for FLAT."""
-    if index_type and index_type.startswith("IVF"):
-        return {"metric_type": "COSINE", "params": {"nprobe": 32}}
-    if index_type == "FLAT":
-        return {"metric_type": "COSINE", "params": {}}
-    return {"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}}
-
-
-def _quiet_imports() -> None:
-    """Milvus Lite 2.5.1 imports pkg_resources, whose deprecation warning would print on
-    every command; its child engine logs parse errors (glog) that each reach the user as one
-    IndexError_ line instead."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*")
-    os.environ.setdefault("GLOG_minloglevel", "3")
-
-
-class IndexError_(RuntimeError):
-    """Base for index problems that deserve one clear line, not a traceback."""
-
-
-class IndexInUseError(IndexError_):
-    pass
-
-
-class ModelMismatchError(IndexError_):
-    pass
-
-
-class IndexNotFoundError(IndexError_):
-    pass
-
-
-class SearchFailedError(IndexError_):
-    pass
-
-
-class OutdatedIndexError(IndexError_):
-    """An index an older mmsearch made, which this one cannot use safely."""
 
 
 @dataclass
@@ -166,32 +79,6 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def quiet_backend_logs() -> None:
-    """The embedded Milvus runs in this process and logs its internals (an unimplemented
-    timestamp call on every iterator, a traceback when the directory is locked). Each failure
-    that matters reaches the user as one clear IndexError_ line instead. pymilvus configures
-    its loggers when imported, so this runs after that import."""
-    for name, level in (("pymilvus", logging.CRITICAL), ("milvus_lite", logging.CRITICAL),
-                        ("grpc", logging.CRITICAL)):
-        logging.getLogger(name).setLevel(level)
-    _quiet_imports()
-    root = logging.getLogger()
-    if not any(isinstance(f, _MilvusLiteRecords) for f in root.filters):
-        root.addFilter(_MilvusLiteRecords())  # milvus_lite.server logs to the root logger
-
-
-class _MilvusLiteRecords(logging.Filter):
-    """Drops what Milvus Lite 2.x logs on the root logger ("Open ... failed, the file has been
-    opened by another program"): the user gets IndexInUseError's line instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return f"{os.sep}milvus_lite{os.sep}" not in (record.pathname or "")
-
-
-class IndexKindError(IndexError_):
-    pass
-
-
 class Index:
     """Image rows in a Milvus collection. Open with `mmsearch.stores.open_index(...)`; close
     when done.
@@ -210,68 +97,6 @@ class Index:
         self.dim = dim
 
     # -- opening -------------------------------------------------------------------------
-    @staticmethod
-    def connect(location: IndexLocation):
-        from pymilvus import MilvusClient
-        from pymilvus.exceptions import MilvusException
-
-        quiet_backend_logs()
-        if location.is_embedded:
-            check_embedded_path(location.db)
-            try:
-                location.db.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise IndexError_(f"cannot create the index at {location.db}: "
-                                  f"{exc.strerror or exc}") from None
-            # Milvus Lite writes the index and, for 2.x, a lock file beside it (.NAME.lock)
-            for needed in (location.db.parent, location.db):
-                if needed.exists() and not os.access(needed, os.W_OK):
-                    raise IndexError_(
-                        f"the index folder {location.db.parent} is read-only for this user: "
-                        "mmsearch needs to write there (even to search, it keeps a lock file). "
-                        "Use a writable --db, or serve the index with `mmsearch serve-index` "
-                        "and pass --uri.")
-            if embedded_in_use(location.db):
-                raise _in_use(location)
-            uri = str(location.db)
-        else:
-            uri = location.uri
-        try:
-            client = MilvusClient(uri=uri, token=location.token or "")
-        except MilvusException as exc:
-            text = getattr(exc, "message", None) or str(exc)
-            if location.is_embedded and ("lock" in text.lower() or "Open local milvus failed" in text):
-                raise _in_use(location) from None
-            raise IndexError_(f"cannot open the index at {location}: {text}") from None
-        if location.is_embedded:
-            _embedded_opened(location.db, +1)
-        elif location.server_database()[1] is not None and not databases_supported(client):
-            client.close()
-            raise _no_databases(location)
-        return client
-
-    @staticmethod
-    def create_database(location: IndexLocation) -> None:
-        """On a server, create the database named in the URI (`http://host:19530/photos`)
-        if it is missing: one server can hold several indexes."""
-        address, name = location.server_database()
-        if location.is_embedded or name is None:
-            return
-        client = Index.connect(IndexLocation(uri=address, token=location.token))
-        from pymilvus.exceptions import MilvusException
-
-        try:
-            if not databases_supported(client):
-                raise _no_databases(location)
-            if name not in client.list_databases():
-                client.create_database(name)
-        except MilvusException as exc:
-            if name not in client.list_databases():  # not another indexer creating it first
-                raise IndexError_(f"cannot create the database {name!r} on {address}: "
-                                  f"{getattr(exc, 'message', exc)}") from None
-        finally:
-            client.close()
-
     @staticmethod
     def _read_meta(client) -> dict | None:
         from pymilvus.exceptions import MilvusException
@@ -345,47 +170,11 @@ class Index:
             if not self.client.has_collection(name):
                 raise
 
-    @contextmanager
     def _writing(self):
-        """Turn a failed write (disk full, read-only folder, server gone) into one clear line.
-        Batches written before it stay in the index; the next run redoes only the rest."""
-        from pymilvus.exceptions import MilvusException
+        return writing(self.location)
 
-        try:
-            yield
-        except MilvusException as exc:
-            reason = getattr(exc, "message", None) or str(exc)
-            if "No space left" in reason or "errno 28" in reason.lower() or self._disk_full():
-                reason = "the disk is full"
-            elif "Read-only" in reason or "Permission denied" in reason:
-                reason = "the index folder is read-only"
-            raise IndexError_(f"cannot write to the index at {self.location}: {reason}. What was "
-                              "indexed before this is kept; fix it and run again.") from None
-
-    def _disk_full(self) -> bool:
-        """Milvus Lite 2.5.1 reports a full disk as an "Unexpected error": look at the disk."""
-        if not self.location.is_embedded:
-            return False
-        import shutil
-
-        try:
-            usage = shutil.disk_usage(self.location.db.parent)
-        except OSError:
-            return False
-        return usage.free < max(1 << 20, usage.total // 50)
-
-    @contextmanager
     def searching(self):
-        """An engine error during a search (a filter it rejects, a server gone) becomes one
-        short line, never a traceback."""
-        from pymilvus.exceptions import MilvusException
-
-        try:
-            yield
-        except MilvusException as exc:
-            reason = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
-            reason = reason[0][:160] if reason else type(exc).__name__
-            raise SearchFailedError(f"the index could not run this search: {reason}") from None
+        return searching()
 
     def _put_meta(self, key: str, value) -> None:
         with self._writing():
@@ -578,139 +367,3 @@ class Index:
                 "disk_bytes": _disk_bytes(self.location)}
 
 
-def _disk_bytes(location: IndexLocation) -> int | None:
-    if not location.is_embedded or not location.db.exists():
-        return None
-    if location.db.is_file():
-        return location.db.stat().st_size
-    return sum(f.stat().st_size for f in location.db.rglob("*") if f.is_file())
-
-
-# -- embedded engines: paths, locks, the per-process engine ---------------------------------
-_NAME = re.compile(r"^[A-Za-z0-9.\-_]+$")
-_OPEN: dict[str, int] = {}
-_OPEN_LOCK = threading.Lock()
-
-
-def _lock_path(db: Path) -> Path:
-    """Milvus Lite 2.x's lock file, beside the index (milvus_lite/server.py)."""
-    return db.parent / f".{db.name}.lock"
-
-
-def check_embedded_path(db: Path) -> None:
-    """Refuse, in one line, an embedded index this engine cannot open: an index of the other
-    Milvus Lite generation, or (2.x) a name its server does not accept."""
-    made_by_3x = db.is_dir() and any((db / n).exists() for n in ("LOCK", "collections",
-                                                                  "databases"))
-    if embedded_engine() == "file":
-        if made_by_3x:
-            raise OutdatedIndexError(
-                f"the index {db} was made by an mmsearch on Milvus Lite 3.x (a folder); this "
-                "one uses Milvus Lite 2.5 (a .db file) and cannot read it. Move it: with the "
-                f"old mmsearch run `mmsearch export OLD.parquet --db {db}`, then with this one "
-                f"`mmsearch import OLD.parquet --db {db.with_name(db.stem + '-2.5.db')}`")
-        if db.is_dir():
-            raise IndexError_(f"{db} is a folder; an embedded index is a .db file (--db "
-                              "PATH/NAME.db)")
-        if db.suffix != ".db" or not _NAME.match(db.name) or len(db.name) > 36:
-            raise IndexError_(
-                f"cannot use {db.name!r} as an embedded index name: Milvus Lite needs a file "
-                "name ending in .db, of letters, digits, '.', '-' and '_' only, at most 36 "
-                "characters (e.g. --db ~/photos-index.db)")
-    elif db.is_file():
-        raise OutdatedIndexError(
-            f"the index {db} was made by an mmsearch on Milvus Lite 2.5 (a .db file); this one "
-            "uses Milvus Lite 3.x (a folder) and cannot read it. Move it: with the other mmsearch "
-            f"run `mmsearch export OLD.parquet --db {db}`, then here `mmsearch import "
-            f"OLD.parquet --db {db.with_name(db.stem + '-3.db')}`")
-
-
-def embedded_in_use(db: Path) -> bool:
-    """Whether another process holds Milvus Lite 2.x's lock on `db`. Asked before connecting:
-    a Milvus Lite 2.5.1 open that fails on the lock deletes the lock file as it gives up, so
-    a third process would then open the index beside the running one."""
-    if embedded_engine() != "file" or _opened_here(db):
-        return False
-    lock = _lock_path(db)
-    if not lock.exists():
-        return False
-    import fcntl
-
-    try:
-        with open(lock, "a") as f:  # this process holds no lock on it (checked above)
-            try:
-                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            fcntl.lockf(f, fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return False
-
-
-def _opened_here(db: Path) -> bool:
-    with _OPEN_LOCK:
-        return _OPEN.get(str(db.absolute().resolve()), 0) > 0
-
-
-def _embedded_opened(db: Path, delta: int) -> None:
-    """Count this process's open clients per embedded index; when the last one closes, stop
-    the engine (2.x: a child process, ~100 MB) and free the index for other processes."""
-    key = str(db.absolute().resolve())
-    with _OPEN_LOCK:
-        count = _OPEN.get(key, 0) + delta
-        if count > 0:
-            _OPEN[key] = count
-            return
-        _OPEN.pop(key, None)
-    try:
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(key)
-    except Exception:  # noqa: BLE001 - an engine without it keeps its server until exit
-        pass
-
-
-def databases_supported(client) -> bool:
-    """Whether the server has databases. Milvus standalone/cluster and Milvus Lite 3.x's
-    server do; Milvus Lite 2.5.1's answers UNIMPLEMENTED and ignores the database in the URI
-    (every name would share one set of collections)."""
-    import grpc
-
-    try:
-        client.list_databases()
-    except grpc.RpcError as exc:
-        code = exc.code() if callable(getattr(exc, "code", None)) else None
-        return code != grpc.StatusCode.UNIMPLEMENTED
-    except Exception:  # noqa: BLE001 - e.g. not allowed to list them: databases exist
-        return True
-    return True
-
-
-def _no_databases(location: IndexLocation) -> IndexError_:
-    address, name = location.server_database()
-    return IndexError_(
-        f"the Milvus server at {address} has no databases (Milvus Lite's server), so it cannot "
-        f"hold the index {name!r} beside others: use --uri {address} (one index per server; "
-        "serve another index on another port with `mmsearch serve-index --data-dir OTHER.db "
-        "--port N`) or a Milvus standalone/cluster server")
-
-
-def _in_use(location: IndexLocation) -> IndexInUseError:
-    return IndexInUseError(
-        f"the index {location.db} is in use by another mmsearch process (the app or an "
-        "indexer). Close it, or share the index: run `mmsearch serve-index --data-dir "
-        f"{location.db}` (it listens on 127.0.0.1:19530 only) and pass --uri "
-        "http://127.0.0.1:19530 to every mmsearch command.")
-
-
-def remove_embedded(db: Path) -> None:
-    """Delete an embedded index: the .db file (2.x) with its lock file, or 3.x's folder."""
-    import shutil
-
-    if db.is_dir():
-        shutil.rmtree(db, ignore_errors=True)
-    else:
-        db.unlink(missing_ok=True)
-    if not embedded_in_use(db):
-        _lock_path(db).unlink(missing_ok=True)

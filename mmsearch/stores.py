@@ -10,8 +10,9 @@ fits an open index. This module sits above both kinds so that neither imports th
 from __future__ import annotations
 
 from mmsearch.config import IndexLocation, ModelSpec
-from mmsearch.index import (Index, IndexKindError, IndexNotFoundError, ModelMismatchError,
-                            _embedded_opened, vector_index_for)
+from mmsearch.engine import (IndexKindError, IndexNotFoundError, ModelMismatchError,
+                             _embedded_opened, connect, create_database, vector_index_for)
+from mmsearch.index import Index
 
 KIND_NAMES = {"folder": "folder index (`mmsearch index FOLDER`)",
               "catalog": "product catalogue (`mmsearch index --catalog FILE`)"}
@@ -40,8 +41,8 @@ def open_index(location: IndexLocation, model: ModelSpec | None = None,
     index's; it is also the kind a new index gets (default "folder").
     """
     if create_model is not None:
-        Index.create_database(location)
-    client = Index.connect(location)
+        create_database(location)
+    client = connect(location)
     try:
         recorded = Index._read_meta(client)
         if recorded is not None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from mmsearch.config import IndexLocation, ModelSpec
-from mmsearch.index import PAGE, SCHEMA_VERSION, ImageRow, Index, IndexError_
+from mmsearch.engine import IndexError_
+from mmsearch.index import PAGE, SCHEMA_VERSION, ImageRow, Index
 from mmsearch.stores import open_index
 
 FORMAT = "mmsearch-export"

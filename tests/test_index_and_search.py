@@ -13,7 +13,8 @@ from PIL import Image
 from conftest import demo_files, label_of
 from indexer.pipeline import index_paths
 from mmsearch.config import IndexLocation, ModelSpec
-from mmsearch.index import ImageRow, Index, IndexNotFoundError, ModelMismatchError
+from mmsearch.engine import IndexNotFoundError, ModelMismatchError
+from mmsearch.index import ImageRow, Index
 from mmsearch.stores import open_index
 from mmsearch.search import Query, QueryError, Searcher
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from mmsearch.catalog import CatalogSearcher
 from mmsearch.filters import FilterError
-from mmsearch.index import IndexError_
+from mmsearch.engine import IndexError_
 from mmsearch.request import SearchRequest
 from mmsearch.search import QueryError
 from mmsearch.where import WhereError

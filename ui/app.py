@@ -20,7 +20,7 @@ from mmsearch import resident
 from mmsearch.catalog import CatalogIndex, CatalogSearcher
 from mmsearch.config import IndexLocation
 from mmsearch.filters import ORIENTATIONS
-from mmsearch.index import IndexError_
+from mmsearch.engine import IndexError_
 from mmsearch.search import QueryError, Searcher
 from mmsearch.stores import open_index, searcher_for
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir

@@ -17,7 +17,8 @@ import gradio as gr
 
 from mmsearch.duplicates import default_threshold, find_duplicates
 from mmsearch.filters import Filters, FilterError
-from mmsearch.index import Hit, IndexError_
+from mmsearch.engine import IndexError_
+from mmsearch.index import Hit
 from mmsearch.search import NOT_WEIGHT, Part, Query, QueryError, Searcher, feedback_parts
 from mmsearch.thumbnails import Thumbnails
 from ui.security import IndexingPolicy, PathRefused, public_text

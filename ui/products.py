@@ -9,7 +9,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from mmsearch.catalog import CatalogSearcher, Product
-from mmsearch.index import IndexError_
+from mmsearch.engine import IndexError_
 from mmsearch.search import QueryError
 from mmsearch.where import WhereError
 from ui.handlers import AppHandlers

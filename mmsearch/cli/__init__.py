@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from mmsearch.encoder import ModelLoadError
-    from mmsearch.index import IndexError_
+    from mmsearch.engine import IndexError_
     from mmsearch.search import QueryError
 
     try:

@@ -12,7 +12,7 @@ import sys
 from mmsearch.config import (DEMO_CATALOG, DEMO_PICTURES_DIR, IndexLocation, ModelSpec,
                              data_home)
 from mmsearch.encoder import Encoder
-from mmsearch.index import OutdatedIndexError, remove_embedded
+from mmsearch.engine import OutdatedIndexError, remove_embedded
 from mmsearch.stores import open_index
 
 

@@ -124,7 +124,7 @@ def _open_for_indexing(location, requested, args):
     from indexer.walk import find_pictures
     from mmsearch.config import ModelSpec
     from mmsearch.encoder import Encoder
-    from mmsearch.index import IndexNotFoundError
+    from mmsearch.engine import IndexNotFoundError
     from mmsearch.stores import open_index
 
     kind = "catalog" if args.catalog else "folder"
