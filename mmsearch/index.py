@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from mmsearch import coarse
-from mmsearch.coarse import BITS_FIELD, sign_bits
+from mmsearch.coarse import CODE_BITS, CODE_FIELD, HALF_FIELD
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexError_, _disk_bytes, _embedded_opened,
                              searching, vector_index_for, vector_search_params, writing)
@@ -153,10 +153,11 @@ class Index:
         params = self.client.prepare_index_params()
         params.add_index("vector", index_type=vector_index, metric_type="COSINE",
                          params=VECTOR_INDEX_PARAMS.get(vector_index, {}))
-        if vector_index == "FLAT":  # sign bits for a quick first step (mmsearch/coarse.py);
-            # servers have HNSW instead
-            schema.add_field(BITS_FIELD, DataType.BINARY_VECTOR, dim=-(-self.dim // 8) * 8)
-            params.add_index(BITS_FIELD, index_type="BIN_FLAT", metric_type="HAMMING")
+        if vector_index == "FLAT":  # bit codes and float16 copies for a quick first step
+            # on large indexes (mmsearch/coarse.py); servers have HNSW instead
+            schema.add_field(CODE_FIELD, DataType.BINARY_VECTOR, dim=CODE_BITS)
+            schema.add_field(HALF_FIELD, DataType.VARCHAR, max_length=coarse.half_chars(self.dim))
+            params.add_index(CODE_FIELD, index_type="BIN_FLAT", metric_type="HAMMING")
         self._create_collection(self.COLLECTION, schema, params)
 
     def _create_collection(self, name: str, schema, params) -> None:
@@ -237,24 +238,27 @@ class Index:
     # -- rows ----------------------------------------------------------------------------
     def upsert(self, rows: list[ImageRow]) -> None:
         records = []
-        with_bits = self._has_bits()
+        with_codes = self._has_codes()
         for row in rows:
             record = {f.name: getattr(row, f.name) for f in fields(row)}
             record["vector"] = np.asarray(row.vector, np.float32).tolist()
-            if with_bits:
-                record[BITS_FIELD] = sign_bits(row.vector)[0]
             record["id"] = path_id(row.path)
             records.append(record)
+        if with_codes and records:
+            vectors = np.stack([np.asarray(r.vector, np.float32) for r in rows])
+            for record, code, half in zip(records, coarse.codes(vectors), coarse.halves(vectors)):
+                record[CODE_FIELD], record[HALF_FIELD] = code, half
         self._write(self.COLLECTION, records)
         self.__dict__.pop("_rows_seen", None)
 
-    def _has_bits(self) -> bool:
-        """Whether the collection stores sign bits (folder indexes made before they did not:
-        those are searched by their vector index alone)."""
-        if "_bits" not in self.__dict__:
+    def _has_codes(self) -> bool:
+        """Whether the collection stores bit codes and float16 copies (folder indexes made
+        before they did not: those are searched by their vector index alone)."""
+        if "_codes" not in self.__dict__:
             described = self.client.describe_collection(self.COLLECTION)
-            self._bits = any(f["name"] == BITS_FIELD for f in described.get("fields", []))
-        return self._bits
+            names = {f["name"] for f in described.get("fields", [])}
+            self._codes = {CODE_FIELD, HALF_FIELD} <= names
+        return self._codes
 
     def _rows_now(self) -> int:
         """The row count, asked again at most once a minute (and after each write here)."""
@@ -325,9 +329,9 @@ class Index:
         """The top-k rows matching `filter` for each vector, best first (one request)."""
         k = max(1, min(int(k), 16384))
         index_type = self.vector_index_type("vector")
-        if index_type == "FLAT" and self._has_bits() and \
+        if index_type == "FLAT" and self._has_codes() and \
                 coarse.worth_it(self._rows_now(), k, len(vectors)):
-            return self._search_by_bits(vectors, k, filter)
+            return self._search_by_codes(vectors, k, filter)
         with self.searching():
             res = self.client.search(
                 self.COLLECTION, data=[np.asarray(v, np.float32).tolist() for v in vectors],
@@ -337,14 +341,14 @@ class Index:
         return [[Hit(e["path"], float(h["distance"]), e["width"], e["height"], e["hash"])
                  for h in hits for e in [h["entity"]]] for hits in res]
 
-    def _search_by_bits(self, vectors, k: int, filter: str) -> list[list[Hit]]:
-        """Hamming over the sign bits for coarse.CANDIDATES rows, then exact cosine over their
-        vectors (mmsearch/coarse.py: 50 ms at 1M, against 300+ ms FLAT)."""
+    def _search_by_codes(self, vectors, k: int, filter: str) -> list[list[Hit]]:
+        """Hamming over the bit codes for coarse.CANDIDATES rows, then exact cosine over their
+        float16 copies (mmsearch/coarse.py: 60 ms at 1M, against 300+ ms FLAT)."""
         with self.searching():
             res = self.client.search(
-                self.COLLECTION, data=sign_bits(vectors), anns_field=BITS_FIELD,
+                self.COLLECTION, data=coarse.codes(vectors), anns_field=CODE_FIELD,
                 limit=max(coarse.CANDIDATES, k), filter=filter,
-                output_fields=["path", "width", "height", "hash", "vector"],
+                output_fields=["path", "width", "height", "hash", HALF_FIELD],
                 search_params={"metric_type": "HAMMING", "params": {}})
         return [[Hit(e["path"], h["distance"], e["width"], e["height"], e["hash"])
                  for h in coarse.rerank(v, list(hits), k) for e in [h["entity"]]]
