@@ -237,15 +237,16 @@ class Index:
 
     # -- rows ----------------------------------------------------------------------------
     def upsert(self, rows: list[ImageRow]) -> None:
+        if not rows:
+            return
+        vectors = np.stack([np.asarray(row.vector, np.float32) for row in rows])
         records = []
-        with_codes = self._has_codes()
-        for row in rows:
+        for row, vector in zip(rows, vectors):
             record = {f.name: getattr(row, f.name) for f in fields(row)}
-            record["vector"] = np.asarray(row.vector, np.float32).tolist()
+            record["vector"] = vector.tolist()
             record["id"] = path_id(row.path)
             records.append(record)
-        if with_codes and records:
-            vectors = np.stack([np.asarray(r.vector, np.float32) for r in rows])
+        if self._has_codes():
             for record, code, half in zip(records, coarse.codes(vectors), coarse.halves(vectors)):
                 record[CODE_FIELD], record[HALF_FIELD] = code, half
         self._write(self.COLLECTION, records)
@@ -261,7 +262,7 @@ class Index:
         return self._codes
 
     def _rows_now(self) -> int:
-        """The row count, asked again at most once a minute (and after each write here)."""
+        """The row count, asked again at most once a minute (and after each upsert here)."""
         seen = self.__dict__.get("_rows_seen")
         if seen is None or time.monotonic() - seen[1] > 60:
             seen = self.__dict__["_rows_seen"] = (self.count(), time.monotonic())

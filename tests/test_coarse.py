@@ -3,6 +3,8 @@ cosine over the candidates' float16 copies (mmsearch/coarse.py), on a real Milvu
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def test_codes_keep_angles_and_halves_keep_the_vector():
                                              hamming(codes[0], codes[2])) / 3
     half = coarse.halves(v)
     assert len(half[0]) == coarse.half_chars(64)
-    back = np.frombuffer(__import__("base64").b64decode(half[1]), np.float16)
+    back = np.frombuffer(base64.b64decode(half[1]), np.float16)
     assert np.allclose(back, v[1], atol=1e-2)
 
 
