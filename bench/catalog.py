@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from indexer.catalog import import_catalog  # noqa: E402
-from mmsearch.catalog import CANDIDATES, LEXICAL_MAX, SHARPNESS, CatalogSearcher  # noqa: E402
+from mmsearch.fusion import CANDIDATES, LEXICAL_MAX, SHARPNESS  # noqa: E402
+from mmsearch.search import Query, Searcher  # noqa: E402
 from mmsearch.config import DEMO_CATALOG, IndexLocation, ModelSpec  # noqa: E402
 from mmsearch.encoder import Encoder  # noqa: E402
 from mmsearch.stores import open_index  # noqa: E402
@@ -60,11 +61,11 @@ def query_sets(products: list[dict]) -> dict[str, list[tuple[str, set[str]]]]:
     return {"visual": visual, "title": title, "brand": brand}
 
 
-def precision(searcher: CatalogSearcher, queries, **kwargs) -> float:
+def precision(searcher: Searcher, queries, **kwargs) -> float:
     scores = []
     for text, relevant in queries:
-        hits = searcher.search(text, k=K, **kwargs)
-        scores.append(sum(h.id in relevant for h in hits) / min(K, len(relevant)))
+        hits = searcher.search(Query.of(texts=[text], **kwargs), K)
+        scores.append(sum(h.key in relevant for h in hits) / min(K, len(relevant)))
     return round(sum(scores) / len(scores), 4)
 
 
@@ -82,7 +83,7 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         summary = import_catalog(DEMO_CATALOG, index, encoder, progress=False)
         import_s = time.perf_counter() - t0
-        searcher = CatalogSearcher(index, encoder)
+        searcher = Searcher(index, encoder)
         sets = query_sets(products)
         modes = {"picture only": {"mode": "picture"},
                  "text only (title vectors + BM25)": {"mode": "text"},
@@ -95,7 +96,7 @@ def main(argv=None) -> dict:
         timings = []
         for text, _ in [q for qs in sets.values() for q in qs]:
             t0 = time.perf_counter()
-            searcher.search(text, k=K)
+            searcher.search(Query.of(texts=[text]), K)
             timings.append(time.perf_counter() - t0)
         index.close()
     result = {"cpus": os.cpu_count(), "items": summary.added,

@@ -33,7 +33,8 @@ import numpy as np  # noqa: E402
 from mmsearch.config import IndexLocation, ModelSpec  # noqa: E402
 from mmsearch.encoder import Encoder  # noqa: E402
 from mmsearch.engine import _disk_bytes  # noqa: E402
-from mmsearch.index import IMAGES, PAGE, ImageRow, Index  # noqa: E402
+from mmsearch.index import IMAGE_VECTOR, ITEMS, PAGE, Index  # noqa: E402
+from mmsearch.items import Item  # noqa: E402
 from mmsearch.stores import open_index  # noqa: E402
 from mmsearch.search import Searcher  # noqa: E402
 
@@ -73,7 +74,7 @@ def wait_for_index(index: Index, n: int, timeout: float = 3600) -> None:
     searches once they are built (Milvus Lite builds them on load and reports nothing)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = index.client.describe_index(IMAGES, "vector") or {}
+        info = index.client.describe_index(ITEMS, IMAGE_VECTOR) or {}
         if "indexed_rows" not in info or int(info["indexed_rows"]) >= n:
             return
         time.sleep(2)
@@ -95,7 +96,7 @@ def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: 
         for start in range(0, n, PAGE * 10):
             chunk = clip_like(min(PAGE * 10, n - start), rng, centres)
             vectors[start:start + len(chunk)] = chunk
-            index.upsert([ImageRow(f"/bench/{i:08d}.jpg", 1, 0.0, "h", 1, 1, vector=v)
+            index.upsert([Item(f"/bench/{i:08d}.jpg", 1, 0.0, "h", 1, 1, image_vector=v)
                           for i, v in zip(range(start, start + len(chunk)), chunk)])
         index.flush()  # as the indexer does at the end of a run
         insert_s = time.perf_counter() - t0
@@ -106,9 +107,9 @@ def bench_size(n: int, queries: int, encoder: Encoder, vector_index: str, seed: 
         # what the app does at start-up in a new process: load the collection, which builds
         # (or reads back) the segment indexes synchronously. In this process the embedded
         # server stays up, so release first to make that load real.
-        index.client.release_collection(IMAGES)
+        index.client.release_collection(ITEMS)
         t0 = time.perf_counter()
-        index.client.load_collection(IMAGES)
+        index.client.load_collection(ITEMS)
         load_s = time.perf_counter() - t0
         qs = clip_like(queries, rng, centres)
 

@@ -56,15 +56,14 @@ def write_export(path: Path, vectors: np.ndarray) -> list[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mmsearch.index import SCHEMA_VERSION
-    from mmsearch.transfer import FORMAT, _schema
+    from mmsearch.transfer import FILE_VERSION, FORMAT, _schema
 
     n = len(vectors)
     folders = [f"/photos/{2010 + i % FOLDERS}" for i in range(n)]
     paths = [f"{folders[i]}/img{i:07d}.jpg" for i in range(n)]
-    meta = {"format": FORMAT, "schema": SCHEMA_VERSION, "model": MODEL, "dim": DIM,
-            "roots": sorted(set(folders)), "exported": time.time()}
-    schema = _schema(DIM, meta)
+    meta = {"format": FORMAT, "schema": FILE_VERSION, "kind": "folder", "model": MODEL,
+            "dim": DIM, "roots": sorted(set(folders)), "exported": time.time()}
+    schema = _schema(DIM, meta, text_vectors=False)
     with pq.ParquetWriter(path, schema) as writer:
         for s in range(0, n, 50_000):
             e = min(n, s + 50_000)
@@ -72,7 +71,9 @@ def write_export(path: Path, vectors: np.ndarray) -> list[str]:
                 "path": paths[s:e], "folder": folders[s:e], "size": [100_000] * (e - s),
                 "mtime": [1.6e9 + i for i in range(s, e)], "taken": [1.6e9 + i for i in range(s, e)],
                 "hash": [f"{i:032x}" for i in range(s, e)], "width": [4000] * (e - s),
-                "height": [3000] * (e - s), "vector": list(vectors[s:e])}, schema=schema))
+                "height": [3000] * (e - s), "vector": list(vectors[s:e]),
+                **{name: [""] * (e - s) for name in ("key", "title", "description", "source")},
+                "fields": ["{}"] * (e - s)}, schema=schema))
     return paths
 
 

@@ -1,4 +1,4 @@
-"""Import a product catalogue (JSON Lines or CSV) into a CatalogIndex, incrementally.
+"""Import a product catalogue (JSON Lines or CSV) as items of a catalogue index, incrementally.
 
 reader (`read_catalog`: rows, with one-line errors per bad row) -> plan (what changed since the
 last import) -> decode pictures in threads + encode titles -> write in batches. New ids are
@@ -17,7 +17,8 @@ from pathlib import Path
 
 from indexer.decode import BadPicture, Picture, enable_heif, read_picture
 from indexer.pipeline import Summary, run_jobs
-from mmsearch.catalog import CatalogIndex, ItemRow, text_hash
+from mmsearch.index import IMAGE_VECTOR, TEXT_VECTOR, Index
+from mmsearch.items import MAX_ID, Item, text_hash
 from mmsearch.encoder import Encoder
 
 REQUIRED = ("id", "image")
@@ -104,6 +105,9 @@ def read_catalog(path: str | Path, picture_roots: tuple[str, ...] | None = None
         if not item_id or rec.get("id") is None:
             bad("missing id")
             continue
+        if len(item_id) > MAX_ID:
+            bad(f"id {item_id[:40]!r}... is longer than {MAX_ID} characters")
+            continue
         if item_id in first_row:
             bad(f"duplicate id {item_id!r} (first on row {first_row[item_id]})")
             continue
@@ -129,7 +133,7 @@ class _Job:
     new_text: bool
 
 
-def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batch_size: int = 32,
+def import_catalog(file: str | Path, index: Index, encoder: Encoder, batch_size: int = 32,
                    workers: int | None = None, progress: bool = True,
                    on_progress: Callable[[int, int], None] | None = None,
                    picture_roots: tuple[str, ...] | None = None) -> Summary:
@@ -149,7 +153,7 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
     enable_heif()
     fields = ["path", "hash", "text_hash", "size", "mtime", "source"]
     known = index.rows_from(source, fields)
-    others = {i: r for i, r in index.get_items([it.id for it in items if it.id not in known],
+    others = {i: r for i, r in index.get([it.id for it in items if it.id not in known],
                                                fields).items()}
     listed = {it.id for it in items}
     jobs: list[_Job] = []
@@ -181,7 +185,7 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
             jobs.append(_Job(it, it.image, prev["hash"] if prev else None, not same_image,
                              not same_text))
     gone = [i for i in known if i not in listed]
-    index.delete_ids(gone)
+    index.delete(gone)
     summary.removed = len(gone)
     index.add_catalog(source)
     index.add_roots(_picture_folders([it for it in items if it.allowed]))
@@ -200,8 +204,9 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
 
         if not batch:
             return
-        stored = index.get_items([j.item.id for j, p in batch
-                                  if j.item.id in known and (p.pixels is None or not j.new_text)])
+        stored = index.get([j.item.id for j, p in batch
+                            if j.item.id in known and (p.pixels is None or not j.new_text)],
+                           (IMAGE_VECTOR, TEXT_VECTOR))
         fresh = [(j, p) for j, p in batch if p.pixels is not None]
         image_vecs = dict(zip([j.item.id for j, _ in fresh], encoder.encode_pixels(
             torch.stack([p.pixels for _, p in fresh])))) if fresh else {}
@@ -212,17 +217,17 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
         for job, pic in batch:
             it, old = job.item, stored.get(job.item.id, {})
             st = os.stat(it.image) if pic.size == 0 else None
-            rows.append(ItemRow(
-                it.id, it.image, it.title, it.description, it.fields,
-                hash=pic.hash, size=st.st_size if st else pic.size,
-                mtime=st.st_mtime if st else pic.mtime, source=source,
-                image_vector=image_vecs.get(it.id, old.get("image_vector")),
-                text_vector=text_vecs.get(it.id, old.get("text_vector"))))
+            rows.append(Item(
+                it.image, size=st.st_size if st else pic.size,
+                mtime=st.st_mtime if st else pic.mtime, hash=pic.hash, key=it.id,
+                title=it.title, description=it.description, fields=it.fields, source=source,
+                image_vector=image_vecs.get(it.id, old.get(IMAGE_VECTOR)),
+                text_vector=text_vecs.get(it.id, old.get(TEXT_VECTOR))))
             if it.id in known:
                 summary.updated += 1
             else:
                 summary.added += 1
-        index.upsert_items(rows)
+        index.upsert(rows)
         batch.clear()
 
     def take(job: _Job, result: Picture | BadPicture) -> bool:
@@ -230,7 +235,7 @@ def import_catalog(file: str | Path, index: CatalogIndex, encoder: Encoder, batc
             summary.errors.append({"path": job.path, "row": job.item.row,
                                    "reason": f"item {job.item.id!r}: {result}"})
             if job.item.id in known:  # its picture broke since the last import
-                index.delete_ids([job.item.id])
+                index.delete([job.item.id])
                 summary.removed += 1
         else:
             batch.append((job, result))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from mmsearch.images import BadPicture, enable_heif, heif_available, open_image
-from mmsearch.index import content_hash
+from mmsearch.items import content_hash
 
 __all__ = ["BadPicture", "Picture", "enable_heif", "heif_available", "read_picture"]
 

@@ -20,7 +20,8 @@ from indexer.decode import BadPicture, Picture, enable_heif, read_picture
 from indexer.walk import find_pictures, roots_of
 from mmsearch.encoder import Encoder
 from mmsearch.config import Shard
-from mmsearch.index import ImageRow, Index, path_id
+from mmsearch.index import IMAGE_VECTOR, Index
+from mmsearch.items import Item, item_id
 
 
 @dataclass
@@ -70,10 +71,10 @@ def plan(roots: list[str], index: Index, shard: Shard = Shard()) -> Plan:
     removed: list[str] = []
     unchanged = 0
     for root in roots:
-        rows = index.rows_under(root) if os.path.isdir(root) else index.get_rows([root]).values()
-        known = {r["path"]: r for r in rows if shard.owns(path_id(r["path"]))}
+        rows = index.rows_under(root) if os.path.isdir(root) else index.get([root]).values()
+        known = {r["path"]: r for r in rows if shard.owns(item_id(r["path"]))}
         for path in find_pictures(root):
-            if not shard.owns(path_id(path)):
+            if not shard.owns(item_id(path)):
                 continue
             row = known.pop(path, None)
             try:
@@ -153,7 +154,7 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
     roots = [r for r in roots if os.path.exists(r)]
     enable_heif()
     work = plan(roots, index, shard)
-    index.delete_paths(work.removed)
+    index.delete(work.removed)
     summary.removed = len(work.removed)
     summary.unchanged = work.unchanged
     index.add_roots([r if os.path.isdir(r) else os.path.dirname(r) for r in roots])
@@ -181,14 +182,14 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
             batch.clear()
         if touched:
             # Same content, new mtime (copied, touched): keep the vector, refresh the row.
-            old = index.get_rows([p.path for _, p in touched],
-                                 ("width", "height", "taken", "vector"))
+            old = index.get([p.path for _, p in touched],
+                            ("width", "height", "taken", IMAGE_VECTOR))
             rows = []
             for _, p in touched:
                 if p.path in old:
                     p.width, p.height = old[p.path]["width"], old[p.path]["height"]
                     p.taken = old[p.path]["taken"]
-                    rows.append(_row(p, np.asarray(old[p.path]["vector"], np.float32)))
+                    rows.append(_row(p, np.asarray(old[p.path][IMAGE_VECTOR], np.float32)))
             index.upsert(rows)
             summary.unchanged += len(touched)
             touched.clear()
@@ -197,7 +198,7 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
         if isinstance(result, BadPicture):
             summary.errors.append({"path": job.path, "reason": str(result)})
             if job.known_hash is not None:  # it was indexed, but is no longer readable
-                index.delete_paths([job.path])
+                index.delete([job.path])
         elif result.pixels is None:
             touched.append((job, result))
         else:
@@ -211,6 +212,6 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
     return summary
 
 
-def _row(p: Picture, vector: np.ndarray) -> ImageRow:
-    return ImageRow(path=p.path, size=p.size, mtime=p.mtime, hash=p.hash, width=p.width,
-                    height=p.height, taken=p.taken, vector=vector)
+def _row(p: Picture, vector: np.ndarray) -> Item:
+    return Item(path=p.path, size=p.size, mtime=p.mtime, hash=p.hash, width=p.width,
+                height=p.height, taken=p.taken, image_vector=vector)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmsearch.config import DEMO_MODEL, ModelSpec
-from mmsearch.index import PAGE, Index
+from mmsearch.index import IMAGE_VECTOR, PAGE, Index
 
 # immich's default (cosine distance 0.01) for real CLIP models. The embedded demo model sees
 # 32-pixel pictures and packs its vectors tightly: measured on the demo pictures, resized and
@@ -73,13 +73,13 @@ def find_duplicates(index: Index, threshold: float | None = None,
     page: list[dict] = []
 
     def link(rows: list[dict]) -> None:
-        results = index.search_many([r["vector"] for r in rows], NEIGHBOURS, filter)
+        results = index.search_many([r[IMAGE_VECTOR] for r in rows], NEIGHBOURS, filter)
         for row, hits in zip(rows, results):
             for hit in hits:
                 if hit.score >= threshold and hit.path != row["path"]:
                     uf.union(row["path"], hit.path)
 
-    for row in index.iter_rows(("path", "hash", "vector"), filter):
+    for row in index.iter_rows(("path", "hash", IMAGE_VECTOR), filter):
         first = by_hash.setdefault(row["hash"], row["path"])
         if first != row["path"]:
             uf.union(first, row["path"])
@@ -92,9 +92,9 @@ def find_duplicates(index: Index, threshold: float | None = None,
 
     groups = []
     for paths in uf.groups():
-        stored = index.get_rows(paths, ("vector",))
-        ref = np.asarray(stored[paths[0]]["vector"], np.float32)
-        members = [Member(p, float(np.dot(ref, np.asarray(stored[p]["vector"], np.float32))))
+        stored = index.get(paths, (IMAGE_VECTOR,))
+        ref = np.asarray(stored[paths[0]][IMAGE_VECTOR], np.float32)
+        members = [Member(p, float(np.dot(ref, np.asarray(stored[p][IMAGE_VECTOR], np.float32))))
                    for p in paths if p in stored]
         members = members[:1] + sorted(members[1:], key=lambda m: (-m.score, m.path))
         groups.append(members)

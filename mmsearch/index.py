@@ -1,34 +1,32 @@
-"""The Index: image rows and their CLIP vectors in Milvus, embedded or on a server.
+"""The Index: items (mmsearch.items) in one Milvus collection, embedded or on a server.
 
 The same pymilvus code serves an embedded Milvus Lite index (`--db PATH`) and a Milvus server
 (`--uri http://host:19530`): only the MilvusClient's URI differs (`mmsearch.engine` connects
-and knows the engines). The schema lives here and nowhere else. The model that made the
-vectors is recorded beside them, so later runs use it and a different model is refused
-instead of silently mixing two vector spaces.
+and knows the engines). Every kind of index (a folder's photos, a product catalogue) stores
+the same item rows (`mmsearch.items` holds the schema), so every method here serves every
+kind. The model that made the vectors is recorded beside them, with the index's kind, so later
+runs use it and a different model is refused instead of silently mixing two vector spaces.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from mmsearch import coarse
-from mmsearch.coarse import CODE_BITS, CODE_FIELD, HALF_FIELD
+from mmsearch.coarse import CODE_FIELD, HALF_FIELD
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexError_, _disk_bytes, _embedded_opened,
                              searching, vector_index_for, vector_search_params, writing)
 from mmsearch.filters import quote, under_folder
+from mmsearch.items import (IMAGE_VECTOR, ITEMS, SCHEMA_VERSION, SPARSE, TEXT_VECTOR, Item,
+                            create_items, item_id)
 
-IMAGES = "images"
 META = "mmsearch_meta"
-SCHEMA_VERSION = 1
-MAX_PATH = 4096
 # Rows per insert/query page: large enough to amortise the RPC, small enough for bounded memory.
 # Milvus Lite 2.5.1 inserts 5k-12k rows/s in batches of 500-1,000 rows and 277 rows/s in
 # batches of 5,000 (NOTES.md): every write is cut to at most PAGE rows.
@@ -36,65 +34,53 @@ PAGE = 1000
 # A write the engine fails (Milvus Lite 2.5.1 on a full disk answers UNKNOWN) is retried this
 # many times, not pymilvus's 75 (~3 minutes of back-off before the one line).
 WRITE_RETRIES = 3
-
-
-@dataclass
-class ImageRow:
-    """One indexed picture. `id` is derived from the absolute path (see `path_id`)."""
-
-    path: str
-    size: int
-    mtime: float
-    hash: str
-    width: int
-    height: int
-    folder: str = ""
-    taken: float = 0.0  # EXIF DateTimeOriginal when present, else mtime (seconds since epoch)
-    vector: np.ndarray | None = field(default=None, repr=False)
-
-    def __post_init__(self):
-        if not self.folder:
-            self.folder = os.path.dirname(self.path)
+# What a search returns of each hit.
+OUTPUT = ["key", "path", "title", "fields", "hash"]
 
 
 @dataclass(frozen=True)
 class Hit:
+    """One found item: a photo (its key is its path) or a product (its key is its id)."""
+
     path: str
     score: float
-    width: int = 0
-    height: int = 0
+    key: str = ""
+    title: str = ""
+    fields: dict = field(default_factory=dict, compare=False)
     hash: str = ""
 
-    def to_json(self) -> dict:
+    def __post_init__(self):
+        if not self.key:
+            object.__setattr__(self, "key", self.path)
+
+    def to_json(self, kind: str = "folder") -> dict:
+        """The JSON the CLI and the API give: a photo is its path and score; a product also
+        its id, title and fields."""
+        if kind == "catalog":
+            return {"id": self.key, "title": self.title, "path": self.path,
+                    "score": round(float(self.score), 6), "fields": self.fields}
         return {"path": self.path, "score": round(float(self.score), 6)}
 
-
-def path_id(path: str) -> int:
-    """Stable signed 63-bit primary key of an absolute path."""
-    digest = hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    @classmethod
+    def of(cls, entity: dict, score: float) -> "Hit":
+        return cls(entity.get("path", ""), float(score), entity.get("key", ""),
+                   entity.get("title", ""), entity.get("fields") or {}, entity.get("hash", ""))
 
 
 class Index:
-    """Image rows in a Milvus collection. Open with `mmsearch.stores.open_index(...)`; close
-    when done.
+    """Items in a Milvus collection. Open with `mmsearch.stores.open_index(...)`; close when
+    done. `kind` ("folder" or "catalog") is recorded with the model: it says what the items
+    are (photos found in folders, or a catalogue's products), not how they are stored."""
 
-    A folder index; `mmsearch.catalog.CatalogIndex` is the product-catalogue kind. The kind
-    is recorded with the model, and `open_index` returns the class that fits. Every method
-    works on `self.COLLECTION`, so a kind inherits them for its own collection."""
+    COLLECTION = ITEMS
 
-    KIND = "folder"
-    COLLECTION = IMAGES
-
-    def __init__(self, client, location: IndexLocation, model: ModelSpec, dim: int):
+    def __init__(self, client, location: IndexLocation, model: ModelSpec, dim: int,
+                 kind: str = "folder"):
         self.client = client
         self.location = location
         self.model = model
         self.dim = dim
+        self.kind = kind
 
     # -- opening -------------------------------------------------------------------------
     @staticmethod
@@ -114,7 +100,7 @@ class Index:
 
     def _create(self, vector_index: str | None = None) -> None:
         """Create what is missing: the meta collection first (it names the model), then the
-        images collection, so a run killed in between leaves an index the next run finishes."""
+        item collection, so a run killed in between leaves an index the next run finishes."""
         from pymilvus import DataType, MilvusClient
 
         if not self.client.has_collection(META):
@@ -126,39 +112,12 @@ class Index:
             mparams.add_index("dummy", index_type="FLAT", metric_type="L2")
             self._create_collection(META, meta, mparams)
             self._put_meta("index", {"schema": SCHEMA_VERSION, "model": self.model.to_record(),
-                                     "dim": self.dim, "kind": self.KIND,
+                                     "dim": self.dim, "kind": self.kind,
                                      "created": time.time()})
         if not self.client.has_collection(self.COLLECTION):
-            self._create_data(vector_index or vector_index_for(self.location, self.client))
-
-    def _check_schema(self) -> None:
-        """Refuse, in one line, a collection this mmsearch cannot use safely (kinds override)."""
-
-    def _create_data(self, vector_index: str) -> None:
-        """The collection of this kind of index: here, one row per picture file."""
-        from pymilvus import DataType, MilvusClient
-
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
-                                            description="mmsearch images")
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
-        schema.add_field("folder", DataType.VARCHAR, max_length=MAX_PATH)
-        schema.add_field("size", DataType.INT64)
-        schema.add_field("mtime", DataType.DOUBLE)
-        schema.add_field("taken", DataType.DOUBLE)
-        schema.add_field("hash", DataType.VARCHAR, max_length=64)
-        schema.add_field("width", DataType.INT32)
-        schema.add_field("height", DataType.INT32)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
-        params = self.client.prepare_index_params()
-        params.add_index("vector", index_type=vector_index, metric_type="COSINE",
-                         params=VECTOR_INDEX_PARAMS.get(vector_index, {}))
-        if vector_index == "FLAT":  # bit codes and float16 copies for a quick first step
-            # on large indexes (mmsearch/coarse.py); servers have HNSW instead
-            schema.add_field(CODE_FIELD, DataType.BINARY_VECTOR, dim=CODE_BITS)
-            schema.add_field(HALF_FIELD, DataType.VARCHAR, max_length=coarse.half_chars(self.dim))
-            params.add_index(CODE_FIELD, index_type="BIN_FLAT", metric_type="HAMMING")
-        self._create_collection(self.COLLECTION, schema, params)
+            kind = vector_index or vector_index_for(self.location, self.client)
+            create_items(self.client, self.dim, kind, VECTOR_INDEX_PARAMS.get(kind, {}),
+                         text_vectors=self.kind == "catalog", create=self._create_collection)
 
     def _create_collection(self, name: str, schema, params) -> None:
         """Create a collection; when several indexers (shards) start at once on one server,
@@ -216,7 +175,8 @@ class Index:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- roots: the folders this index covers (the app serves files only from these) ----
+    # -- where the items came from: folders (the app serves files only from these) and
+    # -- catalogue files ----------------------------------------------------------------
     @property
     def roots(self) -> list[str]:
         return list(self._get_meta("roots", []))
@@ -228,6 +188,14 @@ class Index:
                 roots.append(folder)
         self._put_meta("roots", roots)
 
+    @property
+    def catalogs(self) -> list[str]:
+        return list(self._get_meta("catalogs", []))
+
+    def add_catalog(self, path: str) -> None:
+        if path not in (catalogs := self.catalogs):
+            self._put_meta("catalogs", [*catalogs, path])
+
     def mark_indexed(self) -> None:
         self._put_meta("last_indexed", time.time())
 
@@ -235,40 +203,42 @@ class Index:
     def last_indexed(self) -> float | None:
         return self._get_meta("last_indexed")
 
+    # -- what the collection holds -------------------------------------------------------
+    def _fields(self) -> set[str]:
+        if "_field_names" not in self.__dict__:
+            described = self.client.describe_collection(self.COLLECTION)
+            self._field_names = {f["name"] for f in described.get("fields", [])}
+        return self._field_names
+
+    @property
+    def has_codes(self) -> bool:
+        """Whether items carry bit codes and float16 copies (FLAT collections do; a server's
+        HNSW does not need them)."""
+        return {CODE_FIELD, HALF_FIELD} <= self._fields()
+
+    @property
+    def has_text_vectors(self) -> bool:
+        """Whether items keep a CLIP vector of their text (catalogues)."""
+        return TEXT_VECTOR in self._fields()
+
     # -- rows ----------------------------------------------------------------------------
-    def upsert(self, rows: list[ImageRow]) -> None:
-        if not rows:
+    def upsert(self, items: list[Item]) -> None:
+        """Write items, replacing those with the same key."""
+        if not items:
             return
-        vectors = np.stack([np.asarray(row.vector, np.float32) for row in rows])
-        records = []
-        for row, vector in zip(rows, vectors):
-            record = {f.name: getattr(row, f.name) for f in fields(row)}
-            record["vector"] = vector.tolist()
-            record["id"] = path_id(row.path)
-            records.append(record)
-        if self._has_codes():
-            for record, code, half in zip(records, coarse.codes(vectors), coarse.halves(vectors)):
-                record[CODE_FIELD], record[HALF_FIELD] = code, half
-        self._write(self.COLLECTION, records)
+        vectors = np.stack([np.asarray(it.image_vector, np.float32) for it in items])
+        texts, codes = self.has_text_vectors, self.has_codes
+        self._write([it.record(v, texts, codes) for it, v in zip(items, vectors)])
         self.__dict__.pop("_rows_seen", None)
 
-    def _has_codes(self) -> bool:
-        """Whether the collection stores bit codes and float16 copies (folder indexes made
-        before they did not: those are searched by their vector index alone)."""
-        if "_codes" not in self.__dict__:
-            described = self.client.describe_collection(self.COLLECTION)
-            names = {f["name"] for f in described.get("fields", [])}
-            self._codes = {CODE_FIELD, HALF_FIELD} <= names
-        return self._codes
-
     def _rows_now(self) -> int:
-        """The row count, asked again at most once a minute (and after each upsert here)."""
+        """The row count, asked again at most once a minute (and after each write here)."""
         seen = self.__dict__.get("_rows_seen")
         if seen is None or time.monotonic() - seen[1] > 60:
             seen = self.__dict__["_rows_seen"] = (self.count(), time.monotonic())
         return seen[0]
 
-    def _write(self, collection: str, records: list[dict]) -> None:
+    def _write(self, records: list[dict]) -> None:
         """Insert or replace rows by their `id`, <= PAGE a call (any --batch-size).
 
         Rows the collection lacks are inserted and only the others upserted: Milvus Lite
@@ -280,24 +250,33 @@ class Index:
         with self._writing():
             for i in range(0, len(records), PAGE):
                 page = records[i:i + PAGE]
-                have = {r["id"] for r in self.client.get(collection, ids=[r["id"] for r in page],
+                have = {r["id"] for r in self.client.get(self.COLLECTION,
+                                                         ids=[r["id"] for r in page],
                                                          output_fields=["id"])}
                 new = [r for r in page if r["id"] not in have]
                 old = [r for r in page if r["id"] in have]
                 if new:
-                    self.client.insert(collection, new, retry_times=WRITE_RETRIES)
+                    self.client.insert(self.COLLECTION, new, retry_times=WRITE_RETRIES)
                 if old:
-                    self.client.upsert(collection, old, retry_times=WRITE_RETRIES)
+                    self.client.upsert(self.COLLECTION, old, retry_times=WRITE_RETRIES)
 
-    def delete_paths(self, paths: Iterable[str]) -> None:
-        ids = [path_id(p) for p in paths]
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove the items with these keys (photos: their paths)."""
+        ids = [item_id(k) for k in keys]
         with self._writing():
             for i in range(0, len(ids), PAGE):
                 self.client.delete(self.COLLECTION, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
+        if ids:
+            self.__dict__.pop("_rows_seen", None)
 
     def rows_under(self, folder: str) -> Iterator[dict]:
         """path, size, mtime and hash of every indexed picture under `folder`."""
         return self.iter_rows(("path", "size", "mtime", "hash"), under_folder(folder))
+
+    def rows_from(self, source: str, fields: Iterable[str]) -> dict[str, dict]:
+        """The given fields of the items that came from the catalogue file `source`, by key."""
+        return {r["key"]: r for r in self.iter_rows(["key", *fields],
+                                                    f"source == {quote(source)}")}
 
     def iter_rows(self, fields: Iterable[str], filter: str = "") -> Iterator[dict]:
         """The given fields of every row matching `filter`, a page at a time."""
@@ -309,14 +288,16 @@ class Index:
         finally:
             it.close()
 
-    def get_rows(self, paths: list[str], fields: Iterable[str] = ("size", "mtime", "hash")
-                 ) -> dict[str, dict]:
-        """Stored fields of the given paths (those indexed), keyed by path."""
-        if not paths:
-            return {}
-        rows = self.client.get(self.COLLECTION, ids=[path_id(p) for p in paths],
-                               output_fields=["path", *fields])
-        return {r["path"]: r for r in rows}
+    def get(self, keys: Iterable[str], fields: Iterable[str] = ("size", "mtime", "hash")
+            ) -> dict[str, dict]:
+        """Stored fields of the items with these keys (those indexed), by key."""
+        ids = [item_id(k) for k in dict.fromkeys(keys)]
+        found: dict[str, dict] = {}
+        for i in range(0, len(ids), PAGE):
+            rows = self.client.get(self.COLLECTION, ids=ids[i:i + PAGE],
+                                   output_fields=["key", "path", *fields])
+            found.update((r["key"], r) for r in rows)
+        return found
 
     def count(self) -> int:
         res = self.client.query(self.COLLECTION, filter="", output_fields=["count(*)"])
@@ -326,21 +307,27 @@ class Index:
     def search(self, vector: np.ndarray, k: int = 20, filter: str = "") -> list[Hit]:
         return self.search_many([vector], k, filter)[0]
 
-    def search_many(self, vectors, k: int = 20, filter: str = "") -> list[list[Hit]]:
-        """The top-k rows matching `filter` for each vector, best first (one request)."""
+    def search_many(self, vectors, k: int = 20, filter: str = "",
+                    anns_field: str = IMAGE_VECTOR) -> list[list[Hit]]:
+        """The top-k items matching `filter` for each query (vectors, or words for the BM25
+        field `sparse`), best first, in one request."""
         k = max(1, min(int(k), 16384))
-        index_type = self.vector_index_type("vector")
-        if index_type == "FLAT" and self._has_codes() and \
+        if anns_field == IMAGE_VECTOR and self.has_codes and \
+                self.vector_index_type(anns_field) == "FLAT" and \
                 coarse.worth_it(self._rows_now(), k, len(vectors)):
             return self._search_by_codes(vectors, k, filter)
+        data = list(vectors) if anns_field == SPARSE else \
+            [np.asarray(v, np.float32).tolist() for v in vectors]
         with self.searching():
-            res = self.client.search(
-                self.COLLECTION, data=[np.asarray(v, np.float32).tolist() for v in vectors],
-                anns_field="vector", limit=k, filter=filter,
-                output_fields=["path", "width", "height", "hash"],
-                search_params=vector_search_params(index_type, k))
-        return [[Hit(e["path"], float(h["distance"]), e["width"], e["height"], e["hash"])
-                 for h in hits for e in [h["entity"]]] for hits in res]
+            res = self.client.search(self.COLLECTION, data=data, anns_field=anns_field,
+                                     limit=k, filter=filter, output_fields=OUTPUT,
+                                     search_params=self._search_params(anns_field, k))
+        return [[Hit.of(h["entity"], h["distance"]) for h in hits] for hits in res]
+
+    def _search_params(self, anns_field: str, k: int) -> dict:
+        if anns_field == SPARSE:
+            return {"metric_type": "BM25"}
+        return vector_search_params(self.vector_index_type(anns_field), k)
 
     def _search_by_codes(self, vectors, k: int, filter: str) -> list[list[Hit]]:
         """Hamming over the bit codes for coarse.CANDIDATES rows, then exact cosine over their
@@ -349,11 +336,26 @@ class Index:
             res = self.client.search(
                 self.COLLECTION, data=coarse.codes(vectors), anns_field=CODE_FIELD,
                 limit=max(coarse.CANDIDATES, k), filter=filter,
-                output_fields=["path", "width", "height", "hash", HALF_FIELD],
+                output_fields=[*OUTPUT, HALF_FIELD],
                 search_params={"metric_type": "HAMMING", "params": {}})
-        return [[Hit(e["path"], h["distance"], e["width"], e["height"], e["hash"])
-                 for h in coarse.rerank(v, list(hits), k) for e in [h["entity"]]]
+        return [[Hit.of(h["entity"], h["distance"]) for h in coarse.rerank(v, list(hits), k)]
                 for v, hits in zip(vectors, res)]
+
+    def ranked_keys(self, anns_field: str, data, limit: int, filter: str = ""
+                    ) -> list[tuple[str, float]]:
+        """(key, score) of the top `limit` items for one query on one field, best first
+        whatever the metric's sign (Milvus Lite 3.x reports BM25 negated): what a fusion of
+        several fields starts from (mmsearch.fusion)."""
+        with self.searching():
+            res = self.client.search(self.COLLECTION, data=[data], anns_field=anns_field,
+                                     limit=limit, filter=filter, output_fields=["key"],
+                                     search_params=self._search_params(anns_field, limit))
+        hits = [(h["entity"]["key"], float(h["distance"])) for h in res[0]]
+        if anns_field == SPARSE:
+            return [(key, abs(d)) for key, d in hits]
+        if len(hits) > 1 and hits[0][1] < hits[-1][1]:
+            hits = [(key, -d) for key, d in hits]
+        return hits
 
     def vector_index_type(self, field: str) -> str | None:
         """The index type on a vector field (read once: AUTOINDEX, HNSW, IVF_FLAT, FLAT)."""
@@ -366,9 +368,10 @@ class Index:
         return cache[field]
 
     def stats(self) -> dict:
-        return {"images": self.count(), "kind": self.KIND, "model": self.model.label,
-                "location": str(self.location),
-                "dim": self.dim, "roots": self.roots, "last_indexed": self.last_indexed,
-                "disk_bytes": _disk_bytes(self.location)}
-
-
+        count = self.count()
+        stats = {"images": count, "kind": self.kind, "model": self.model.label,
+                 "location": str(self.location), "dim": self.dim, "roots": self.roots,
+                 "last_indexed": self.last_indexed, "disk_bytes": _disk_bytes(self.location)}
+        if self.kind == "catalog":
+            stats |= {"items": count, "catalogs": self.catalogs}
+        return stats

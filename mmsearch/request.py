@@ -67,21 +67,20 @@ class SearchRequest:
     def run(self, searcher) -> list[dict]:
         """Results as the JSON the CLI prints: [{"path", "score"}] for a folder index,
         [{"id", "title", "path", "score", "fields"}] for a catalogue."""
-        from mmsearch.catalog import CatalogIndex
-
         if self.k < 1 or self.k > 16384:
             raise ValueError("-k takes 1 to 16384 results")
-        if isinstance(searcher.index, CatalogIndex):
-            return [p.to_json() for p in self._run_catalog(searcher)]
-        if self.like or self.dislike or self.where or self.mode != "hybrid":
+        kind = searcher.index.kind
+        if kind == "catalog":
+            self._check_catalog()
+        elif self.like or self.dislike or self.where or self.mode != "hybrid":
             raise ValueError("--like, --dislike, --where and --mode work on catalogues; this "
                              "is a folder index (see --not, --in and the other filters)")
-        return [h.to_json() for h in searcher.search(self.query(), k=self.k)]
+        return [h.to_json(kind) for h in searcher.search(self.query(), k=self.k)]
 
     def query(self):
-        """The folder-index Query this request describes."""
+        """The Query this request describes."""
         from mmsearch.filters import Filters
-        from mmsearch.search import Part, Query, load_query_image
+        from mmsearch.search import Part, Query, feedback_parts, load_query_image
 
         parts = []
         if self.text.strip():
@@ -95,24 +94,20 @@ class SearchRequest:
             parts.append(Part(image=load_query_image(_bytes(p.value), p.name), weight=weight)
                          if p.kind == "not_image" else Part(text=p.value, weight=weight))
         parts += [Part(indexed=path) for path in self.similar]
+        parts += feedback_parts(self.like, self.dislike)
         filters = Filters.parse(self.folder, self.since, self.until, self.min_width,
                                 self.min_height, self.orientation)
-        return Query(parts, filters=filters, min_score=self.min_score)
+        return Query(parts, filters=filters, min_score=self.min_score, where=self.where or "",
+                     mode=self.mode, exclude=(*self.like, *self.dislike))
 
-    def _run_catalog(self, searcher):
-        from mmsearch.search import load_query_image
-
+    def _check_catalog(self) -> None:
         if any(p.kind != "image" for p in self.parts) or self.has_picture_filters \
                 or self.similar:
             raise ValueError("this is a catalogue: leave things out with --dislike ID and "
                              "filter with --where (--not, --in and the picture filters are for "
                              "folders)")
-        images = [load_query_image(_bytes(p.value), p.name) for p in self.parts]
-        if len(images) > 1:
+        if len(self.parts) > 1:
             raise ValueError("a catalogue search takes one --image")
-        return searcher.search(text=self.text, image=images[0] if images else None,
-                               like=self.like, dislike=self.dislike, where=self.where or "",
-                               k=self.k, mode=self.mode, min_score=self.min_score)
 
 
 def _bytes(value: str) -> bytes:

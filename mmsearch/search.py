@@ -21,11 +21,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mmsearch import fusion
 from mmsearch.config import NOT_WEIGHT, MAX_QUERY_BYTES  # noqa: F401
 from mmsearch.encoder import Encoder
 from mmsearch.filters import Filters, brief
+from mmsearch.fusion import MODES
 from mmsearch.images import BadPicture, open_image, to_rgb
-from mmsearch.index import Hit, Index
+from mmsearch.index import IMAGE_VECTOR, SPARSE, TEXT_VECTOR, Hit, Index
+from mmsearch.items import item_id
 
 # Relevance feedback ("more/less like this"), after Rocchio: the liked pictures together weigh
 # LIKE_WEIGHT and the disliked ones -DISLIKE_WEIGHT, however many there are, so the typed
@@ -51,17 +54,33 @@ class Part:
 
 @dataclass
 class Query:
+    """What to look for and where, for every kind of index (the CLI, the app and the API
+    all build one). `filters`: the picture filters (folder, dates, size, orientation);
+    `where`: a filter over the items' fields (mmsearch.where); `mode`: which signals a
+    hybrid index searches (mmsearch.fusion.MODES); `exclude`: keys never returned (the
+    products liked or disliked, so they are not recommended back)."""
+
     parts: list[Part] = field(default_factory=list)
     filters: Filters = field(default_factory=Filters)
     min_score: float | None = None
+    where: str = ""
+    mode: str = "hybrid"
+    exclude: tuple[str, ...] = ()
+    weights: tuple[float, float, float] | None = None  # (picture, text vectors, BM25) for a
+    # fixed fusion instead of the adaptive one (bench/catalog.py); all zero: RRF
 
     @classmethod
     def of(cls, texts=(), images=(), without=(), without_weight: float = NOT_WEIGHT,
-           **kwargs) -> "Query":
-        """Texts and pictures to look for, plus texts to leave out, all at default weights."""
+           like=(), dislike=(), **kwargs) -> "Query":
+        """Texts and pictures to look for, texts to leave out, and indexed items marked more
+        or less like this (their keys; they are excluded from the results), at default
+        weights."""
         parts = [Part(text=t) for t in texts if t and t.strip()]
         parts += [Part(image=im) for im in images]
         parts += [Part(text=t, weight=-abs(without_weight)) for t in without if t and t.strip()]
+        parts += feedback_parts(like, dislike)
+        if like or dislike:
+            kwargs.setdefault("exclude", (*like, *dislike))
         return cls(parts, **kwargs)
 
     @property
@@ -119,46 +138,119 @@ def load_query_image(source: str | Path | bytes | Image.Image,
 
 
 class Searcher:
-    """An open index plus the encoder of the model it was built with."""
+    """An open index plus the encoder of the model it was built with: runs a Query.
+
+    The query's parts become one vector per signal the index has: the picture vector (words
+    and pictures encoded, indexed items' stored picture vectors) and, in a catalogue, the
+    text vector (words, stored text vectors) and BM25 (the words). One signal is one Milvus
+    search; several are fused (mmsearch.fusion)."""
 
     def __init__(self, index: Index, encoder: Encoder | None = None):
         self.index = index
         self.encoder = encoder or Encoder(index.model)
 
+    @property
+    def hybrid(self) -> bool:
+        """Whether the index's items have text to search (catalogues, for now)."""
+        return self.index.kind == "catalog"
+
     def warm(self) -> "Searcher":
         """Load the model and run one query, so the user's first query is not the slow one."""
         self.encoder.warm()
-        self.index.search(self.encoder.encode_texts(["warm up"])[0], k=1)
+        self.search(Query.of(texts=["warm up"]), k=1)
         return self
 
-    def vector(self, query: Query) -> np.ndarray:
+    def _empty(self) -> QueryError:
+        if self.hybrid:
+            return QueryError("empty query: type some words, give an example picture or --like "
+                              "an item")
+        return QueryError("empty query: type some words or give an example picture (what to "
+                          "leave out alone is not a query)")
+
+    def _stored(self, query: Query) -> dict[str, dict]:
+        keys = [p.indexed for p in query.parts if p.indexed is not None]
+        if not keys:
+            return {}
+        fields = (IMAGE_VECTOR, TEXT_VECTOR) if self.index.has_text_vectors else (IMAGE_VECTOR,)
+        stored = self.index.get(keys, fields)
+        for key in keys:
+            if key not in stored:
+                if self.hybrid:
+                    raise QueryError(f"no item with id {brief(key)} in the catalogue")
+                raise QueryError(f"{brief(key, 200) if key else 'that picture'} "
+                                 "is not in the index")
+        return stored
+
+    def _signals(self, query: Query) -> tuple[list, list]:
+        """(picture parts, text parts): (vector, weight) pairs for the picture-vector and
+        the text-vector signals."""
         if query.empty:
-            raise QueryError("empty query: type some words or give an example picture "
-                             "(what to leave out alone is not a query)")
+            raise self._empty()
         texts = [p for p in query.parts if p.text is not None]
         images = [p for p in query.parts if p.image is not None]
+        stored = self._stored(query)
+        words = list(zip(self.encoder.encode_texts([p.text for p in texts]),
+                         [p.weight for p in texts])) if texts else []
+        pictures = list(zip(self.encoder.encode_images([p.image for p in images]),
+                            [p.weight for p in images])) if images else []
+        vector = lambda p, name: np.asarray(stored[p.indexed][name], np.float32)  # noqa: E731
         indexed = [p for p in query.parts if p.indexed is not None]
-        pairs: list[tuple[np.ndarray, float]] = []
-        if texts:
-            pairs += zip(self.encoder.encode_texts([p.text for p in texts]),
-                         [p.weight for p in texts])
-        if images:
-            pairs += zip(self.encoder.encode_images([p.image for p in images]),
-                         [p.weight for p in images])
-        if indexed:
-            stored = self.index.get_rows([p.indexed for p in indexed], ("vector",))
-            for p in indexed:
-                if p.indexed not in stored:
-                    raise QueryError(f"{brief(p.indexed, 200) if p.indexed else 'that picture'} "
-                                     "is not in the index")
-                pairs.append((np.asarray(stored[p.indexed]["vector"], np.float32), p.weight))
-        return compose(pairs)
+        picture = words + pictures + [(vector(p, IMAGE_VECTOR), p.weight) for p in indexed]
+        text = words + [(vector(p, TEXT_VECTOR), p.weight) for p in indexed] \
+            if self.index.has_text_vectors else []
+        return picture, text
+
+    def vector(self, query: Query) -> np.ndarray:
+        """The query's picture-signal vector."""
+        return compose(self._signals(query)[0])
+
+    def expression(self, query: Query) -> str:
+        """The Milvus filter of a query: its picture filters, its `where`, its exclusions."""
+        from mmsearch.where import translate
+
+        terms = [query.filters.expression()]
+        if query.where and query.where.strip():
+            terms.append(translate(query.where))
+        if query.exclude:
+            # `not in`, not `not (...)`: Milvus Lite 2.5.1 cannot run a `not` node
+            terms.append(f"id not in [{', '.join(str(item_id(k)) for k in query.exclude)}]")
+        terms = [t for t in terms if t]
+        return terms[0] if len(terms) == 1 else " and ".join(f"({t})" for t in terms)
 
     def search(self, query: Query, k: int = 20) -> list[Hit]:
-        hits = self.index.search(self.vector(query), k=k, filter=query.filters.expression())
+        if query.mode not in MODES:
+            raise QueryError(f"mode must be one of {', '.join(MODES)}")
+        expr = self.expression(query)
+        if not self.hybrid:
+            hits = self.index.search(self.vector(query), k=k, filter=expr)
+        else:
+            hits = self._hybrid(query, k, expr)
         if query.min_score is not None:
             hits = [h for h in hits if h.score >= query.min_score]
         return hits
+
+    def _hybrid(self, query: Query, k: int, expr: str) -> list[Hit]:
+        picture_parts, text_parts = self._signals(query)
+        words = " ".join(p.text.strip() for p in query.parts
+                         if p.text is not None and p.weight > 0)
+        has_image = any(p.image is not None for p in query.parts)
+        picture = compose(picture_parts).tolist() \
+            if any(w > 0 for _, w in picture_parts) else None
+        text = compose(text_parts).tolist() if any(w > 0 for _, w in text_parts) else None
+        weights = query.weights if query.weights is not None else fusion.weights_for(
+            self.index, words, picture, expr, query.mode, has_image or bool(query.exclude))
+        rrf = not any(weights)  # all weights zero: reciprocal-rank fusion of what there is
+        requests, request_weights = [], []
+        for anns_field, data, w in zip(fusion.SIGNALS, (picture, text, words or None), weights):
+            if anns_field in fusion.ALLOWED[query.mode] and data is not None and (w > 0 or rrf) \
+                    and not (anns_field == SPARSE and has_image):
+                requests.append((anns_field, data))
+                request_weights.append(w)
+        if not requests:
+            raise QueryError(f"nothing to search in {query.mode} mode for this query")
+        if len(requests) == 1:
+            return self.index.search_many([requests[0][1]], k, expr, requests[0][0])[0]
+        return fusion.fuse(self.index, requests, k, expr, None if rrf else tuple(request_weights))
 
     def search_text(self, text: str, k: int = 20, **kwargs) -> list[Hit]:
         return self.search(Query.of(texts=[text or ""], **kwargs), k)
@@ -166,9 +258,9 @@ class Searcher:
     def search_image(self, image, k: int = 20, **kwargs) -> list[Hit]:
         return self.search(Query.of(images=[load_query_image(image)], **kwargs), k)
 
-    def search_similar(self, path: str, k: int = 20, **kwargs) -> list[Hit]:
-        """Pictures like an indexed one, from its stored vector (no re-decoding)."""
-        return self.search(Query([Part(indexed=path or "")], **kwargs), k)
+    def search_similar(self, key: str, k: int = 20, **kwargs) -> list[Hit]:
+        """Items like an indexed one, from its stored vectors (no re-decoding)."""
+        return self.search(Query([Part(indexed=key or "")], **kwargs), k)
 
     def close(self) -> None:
         self.index.close()

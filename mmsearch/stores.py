@@ -1,39 +1,36 @@
-"""Which class opens an index: the one place that knows every kind of index.
+"""Opening an index: the one place that reads what an index records about itself.
 
-An index records its kind beside its model: "folder" (`mmsearch.index.Index`, one row per
-picture file) or "catalog" (`mmsearch.catalog.CatalogIndex`, one row per product).
-`open_index` reads it and returns the class that fits; `searcher_for` gives the searcher that
-fits an open index. This module sits above both kinds so that neither imports the other
-(index.py used to import catalog.py to pick the class, and catalog.py imports index.py).
+An index records its model, its schema version and its kind beside its items: "folder" (photos
+found in folders, one item per picture file) or "catalog" (one item per product). Every kind
+is stored the same way (`mmsearch.items`), so one `Index` class serves them; `open_index`
+checks the model and the kind, finishes a half-made index and moves an older schema over
+(`mmsearch.upgrade`).
 """
 
 from __future__ import annotations
 
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (IndexKindError, IndexNotFoundError, ModelMismatchError,
-                             _embedded_opened, connect, create_database, vector_index_for)
+                             OutdatedIndexError, _embedded_opened, connect, create_database,
+                             vector_index_for)
 from mmsearch.index import Index
+from mmsearch.items import SCHEMA_VERSION
+from mmsearch.upgrade import upgrade
 
 KIND_NAMES = {"folder": "folder index (`mmsearch index FOLDER`)",
               "catalog": "product catalogue (`mmsearch index --catalog FILE`)"}
 
 
-def class_of(kind: str) -> type[Index]:
-    if kind == "catalog":
-        # imported only for a catalogue: it brings the search code (PIL, the encoder), which
-        # `mmsearch stats` or `export` of a folder index never needs
-        from mmsearch.catalog import CatalogIndex
-
-        return CatalogIndex
-    if kind != "folder":
+def check_kind(kind: str) -> str:
+    if kind not in KIND_NAMES:
         raise IndexKindError(f"this index is of a kind this mmsearch does not know: {kind!r}")
-    return Index
+    return kind
 
 
 def open_index(location: IndexLocation, model: ModelSpec | None = None,
                create_model: ModelSpec | None = None, dim: int | None = None,
                vector_index: str | None = None, kind: str | None = None) -> Index:
-    """Open the index at `location`, as the class of its recorded kind; close when done.
+    """Open the index at `location`; close when done.
 
     An existing index uses its recorded model; a different `model` is a ModelMismatchError.
     A missing one is created with `create_model` and `dim` when given, else it is an
@@ -57,15 +54,20 @@ def open_index(location: IndexLocation, model: ModelSpec | None = None,
                 raise IndexKindError(
                     f"the index at {location} is a {KIND_NAMES.get(rec_kind, rec_kind)}, "
                     f"not a {KIND_NAMES[kind]}; use another --db/--uri for that")
-            index = class_of(rec_kind)(client, location, rec_model, int(recorded["dim"]))
+            index = Index(client, location, rec_model, int(recorded["dim"]), check_kind(rec_kind))
+            if int(recorded.get("schema", 1)) > SCHEMA_VERSION:
+                raise OutdatedIndexError(
+                    f"the index at {location} was made by a newer mmsearch (schema "
+                    f"{recorded['schema']}); upgrade mmsearch to use it")
             index._create()  # no-op, unless a first run was killed half-way through this
-            index._check_schema()
+            if int(recorded.get("schema", 1)) < SCHEMA_VERSION:
+                upgrade(index, recorded)
         elif create_model is None or dim is None:
             raise IndexNotFoundError(
                 f"no mmsearch index at {location} yet: build one with `mmsearch index FOLDER`"
                 " (or `--catalog FILE` for a product catalogue)")
         else:
-            index = class_of(kind or "folder")(client, location, create_model, dim)
+            index = Index(client, location, create_model, dim, check_kind(kind or "folder"))
             index._create(vector_index or vector_index_for(location, client))
         index._load()
         return index
@@ -77,14 +79,8 @@ def open_index(location: IndexLocation, model: ModelSpec | None = None,
 
 
 def searcher_for(index: Index, encoder=None):
-    """The searcher that fits an open index of either kind: a CatalogSearcher for a
-    catalogue, a Searcher for a folder index (`encoder`: default the index model's Encoder)."""
+    """The searcher of an open index (`encoder`: default the index model's Encoder)."""
     from mmsearch.encoder import Encoder
     from mmsearch.search import Searcher
 
-    encoder = Encoder(index.model) if encoder is None else encoder
-    if index.KIND == "catalog":
-        from mmsearch.catalog import CatalogSearcher
-
-        return CatalogSearcher(index, encoder)
-    return Searcher(index, encoder)
+    return Searcher(index, Encoder(index.model) if encoder is None else encoder)

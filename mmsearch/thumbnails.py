@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 
 from mmsearch.config import IndexLocation, data_home
 from mmsearch.images import formats, to_rgb
-from mmsearch.index import content_hash
+from mmsearch.items import content_hash
 
 PREVIEW_SIZE = 384
 

@@ -10,7 +10,8 @@ from gradio_client import Client, handle_file
 
 from conftest import demo_files, label_of
 from mmsearch.search import Searcher
-from ui.app import caption, launch
+from ui.app import launch
+from ui.handlers import caption
 
 
 def free_port() -> int:

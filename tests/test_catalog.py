@@ -11,7 +11,7 @@ import pytest
 from gradio_client import Client
 
 from indexer.catalog import import_catalog, read_catalog
-from mmsearch.catalog import CatalogIndex, CatalogSearcher
+from mmsearch.search import Query, Searcher
 from mmsearch.cli import main
 from mmsearch.cli.demo import build_demo_index
 from mmsearch.config import DEMO_CATALOG, DEMO_PICTURES_DIR, IndexLocation
@@ -34,14 +34,20 @@ def demo_catalog(tmp_path_factory):
                                          progress=False, catalog=True)
     assert summary.added == 300 and not summary.errors
     index = open_index(location)
-    assert isinstance(index, CatalogIndex)
+    assert index.kind == "catalog" and index.has_text_vectors
     yield index
     index.close()
 
 
 @pytest.fixture
 def searcher(demo_catalog, encoder):
-    return CatalogSearcher(demo_catalog, encoder)
+    return Searcher(demo_catalog, encoder)
+
+
+def find(searcher, text: str = "", image=None, k: int = 20, **kwargs):
+    """A catalogue search as the app's Products tab makes it."""
+    return searcher.search(Query.of(texts=[text], images=[] if image is None else [image],
+                                    **kwargs), k)
 
 
 def shop(tmp_path, rows: list[dict], name: str = "shop.jsonl"):
@@ -68,7 +74,7 @@ def test_reimport_is_incremental(tmp_path, make_index, encoder):
     file = shop(tmp_path, rows)
     first = import_catalog(file, index, encoder, progress=False)
     assert (first.added, first.updated, first.removed, first.unchanged) == (20, 0, 0, 0)
-    before = index.get_items(["SKU-0000", "SKU-0001"])
+    before = index.get(["SKU-0000", "SKU-0001"], ("image_vector", "text_vector"))
     again = import_catalog(file, index, encoder, progress=False)
     assert (again.added, again.updated, again.removed, again.unchanged) == (0, 0, 0, 20)
 
@@ -80,7 +86,7 @@ def test_reimport_is_incremental(tmp_path, make_index, encoder):
     file = shop(tmp_path, changed)
     third = import_catalog(file, index, encoder, progress=False)
     assert (third.added, third.updated, third.removed, third.unchanged) == (1, 2, 1, 17)
-    after = index.get_items(["SKU-0000", "SKU-0001"])
+    after = index.get(["SKU-0000", "SKU-0001"], ("image_vector", "text_vector"))
     # only the half that changed was embedded again
     assert np.allclose(after["SKU-0000"]["image_vector"], before["SKU-0000"]["image_vector"])
     assert not np.allclose(after["SKU-0000"]["text_vector"], before["SKU-0000"]["text_vector"])
@@ -133,7 +139,7 @@ def test_csv_keeps_numbers_as_numbers(tmp_path, capsys):
 
 # -- search ------------------------------------------------------------------------------
 def test_sepatu_lari_ringan_merah_finds_red_running_shoes(searcher):
-    top = searcher.search("sepatu lari ringan merah", k=2)
+    top = find(searcher, "sepatu lari ringan merah", k=2)
     assert all((p.fields["category"], p.fields["colour"]) == ("sneaker", "red") for p in top)
 
 
@@ -141,10 +147,10 @@ def test_sepatu_lari_ringan_merah_finds_red_running_shoes(searcher):
     ("Minuet", "brand", "Minuet"), ("nusapella", "brand", "Nusapella"),
 ])
 def test_a_brand_no_picture_shows_is_found(searcher, query, field, value):
-    hits = searcher.search(query, k=10)
+    hits = find(searcher, query, k=10)
     assert len(hits) == 10 and all(p.fields[field] == value for p in hits)
     # the picture vectors alone cannot know a brand
-    assert sum(p.fields[field] == value for p in searcher.search(query, k=10, mode="picture")) < 6
+    assert sum(p.fields[field] == value for p in find(searcher, query, k=10, mode="picture")) < 6
 
 
 def test_title_words_and_visual_words_together(searcher):
@@ -152,20 +158,20 @@ def test_title_words_and_visual_words_together(searcher):
 
     shares = []
     for line in [name for pair in LINES for name in pair]:  # words only titles carry
-        hits = searcher.search(line.lower(), k=10)
+        hits = find(searcher, line.lower(), k=10)
         shares.append(sum(p.title.endswith(line) for p in hits) / 10)
     assert min(shares) >= 0.7 and sum(shares) / len(shares) >= 0.95, shares
     red_dresses = {p["id"] for p in PRODUCTS if (p["category"], p["colour"]) == ("dress", "red")}
-    assert {p.id for p in searcher.search("a red dress", k=len(red_dresses))} == red_dresses
+    assert {p.key for p in find(searcher, "a red dress", k=len(red_dresses))} == red_dresses
 
 
 def test_where_filters_inside_the_search(searcher):
     where = "price < 300000 and brand == 'Minuet'"
     matching = [p for p in PRODUCTS if p["price"] < 300000 and p["brand"] == "Minuet"]
-    hits = searcher.search("sepatu", where=where, k=100)
+    hits = find(searcher, "sepatu", where=where, k=100)
     assert len(hits) == len(matching)  # every matching item, not a cut-down top-k
-    assert {p.id for p in hits} == {p["id"] for p in matching}
-    few = searcher.search("a red dress", where="category in ['bag', 'sandal']", k=10)
+    assert {p.key for p in hits} == {p["id"] for p in matching}
+    few = find(searcher, "a red dress", where="category in ['bag', 'sandal']", k=10)
     assert len(few) == 10 and all(p.fields["category"] in ("bag", "sandal") for p in few)
 
 
@@ -173,24 +179,24 @@ def test_like_and_dislike_recommend(searcher):
     dress = next(p for p in PRODUCTS if p["category"] == "dress")
     same = {p["id"] for p in PRODUCTS if p["id"] != dress["id"]
             and (p["category"], p["colour"]) == (dress["category"], dress["colour"])}
-    hits = searcher.search(like=[dress["id"]], k=10)
-    assert dress["id"] not in [p.id for p in hits]  # what you liked is not recommended back
-    assert same <= {p.id for p in hits[:len(same) + 2]}  # the same garment in the same colour
+    hits = find(searcher, like=[dress["id"]], k=10)
+    assert dress["id"] not in [p.key for p in hits]  # what you liked is not recommended back
+    assert same <= {p.key for p in hits[:len(same) + 2]}  # the same garment in the same colour
     dress = dress["id"]
     shoe = next(p["id"] for p in PRODUCTS if p["category"] == "sneaker")
-    mixed = searcher.search(like=[dress], dislike=[shoe], k=30)
+    mixed = find(searcher, like=[dress], dislike=[shoe], k=30)
     assert not any(p.fields["category"] == "sneaker" for p in mixed[:10])
     from mmsearch.search import QueryError
 
     with pytest.raises(QueryError, match="no item with id 'NOPE'"):
-        searcher.search(like=["NOPE"])
+        find(searcher, like=["NOPE"])
 
 
 def test_a_picture_query_searches_the_pictures(searcher):
     from PIL import Image
 
     example = Image.open(DEMO_PICTURES_DIR / "item-0123.png").convert("RGB")
-    assert searcher.search(image=example, k=1)[0].id == "SKU-0123"
+    assert find(searcher, image=example, k=1)[0].key == "SKU-0123"
 
 
 # -- CLI and app ---------------------------------------------------------------------------
@@ -222,7 +228,7 @@ def test_app_shows_products(demo_catalog, encoder):
     from ui.security import IndexingPolicy
 
     port = free_port()
-    app = launch(CatalogSearcher(demo_catalog, encoder).warm(), port=port, block=False,
+    app = launch(Searcher(demo_catalog, encoder).warm(), port=port, block=False,
                  auth=[("ana", "s3cret")], indexing=IndexingPolicy.of([ASSETS_DIR]))
     try:
         c = Client(f"http://127.0.0.1:{port}/", auth=("ana", "s3cret"), verbose=False)

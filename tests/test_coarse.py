@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmsearch import coarse
-from mmsearch.index import ImageRow
+from mmsearch.items import Item
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def big_enough(make_index):
     centres = rng.normal(size=(30, index.dim)).astype(np.float32)
     vectors = centres[rng.integers(0, 30, 3000)] + rng.normal(0, 0.5, (3000, index.dim))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    index.upsert([ImageRow(path=f"/p/f{i % 3}/{i:05d}.jpg", size=1, mtime=1.0, hash=f"{i}",
-                           width=1, height=1, vector=v) for i, v in enumerate(vectors)])
+    index.upsert([Item(path=f"/p/f{i % 3}/{i:05d}.jpg", size=1, mtime=1.0, hash=f"{i}",
+                                     width=1, height=1, image_vector=v) for i, v in enumerate(vectors)])
     index.flush()
     return index, vectors, rng
 
@@ -58,7 +58,7 @@ def test_codes_keep_angles_and_halves_keep_the_vector():
 
 def test_codes_then_cosine_find_what_exact_search_finds(big_enough):
     index, vectors, rng = big_enough
-    assert index._has_codes()
+    assert index.has_codes
     found = total = 0
     for q in vectors[rng.choice(3000, 20, replace=False)] + 0.01:
         q = q / np.linalg.norm(q)

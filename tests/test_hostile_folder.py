@@ -99,7 +99,7 @@ def test_hostile_folder(hostile, make_index, encoder):
 
     # EXIF orientation applied: stored upright, and found by its upright picture
     rotated = str(root / "rotated.jpg")
-    row = index.get_rows([rotated], ("width", "height"))[rotated]
+    row = index.get([rotated], ("width", "height"))[rotated]
     assert (row["width"], row["height"]) == (120, 80)
     hit = Searcher(index, encoder).search_image(upright, k=1)[0]
     assert hit.path == rotated and hit.score > 0.97
@@ -129,7 +129,7 @@ def test_a_file_changed_between_listing_and_reading_is_indexed_as_read(tmp_path,
                                                                         encoder):
     """The row describes the bytes actually read; a later run notices any newer change."""
     from indexer.pipeline import plan
-    from mmsearch.index import content_hash
+    from mmsearch.items import content_hash
 
     shutil.copy2(demo_files(300)[20], tmp_path / "a.png")
     index = make_index()

@@ -14,7 +14,8 @@ from conftest import demo_files, label_of
 from indexer.pipeline import index_paths
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import IndexNotFoundError, ModelMismatchError
-from mmsearch.index import ImageRow, Index
+from mmsearch.index import Index
+from mmsearch.items import Item
 from mmsearch.stores import open_index
 from mmsearch.search import Query, QueryError, Searcher
 
@@ -47,7 +48,7 @@ def test_nested_folder_is_indexed_with_metadata(nested, make_index, encoder):
     assert index.count() == 24
     assert index.roots == [str(nested)]
     some = sorted(folder_paths(nested))[0]
-    row = index.get_rows([some], ("size", "width", "height", "hash", "folder"))[some]
+    row = index.get([some], ("size", "width", "height", "hash", "folder"))[some]
     assert (row["width"], row["height"]) == (112, 112)
     assert row["size"] == os.path.getsize(some)
     assert row["folder"] == os.path.dirname(some)
@@ -72,7 +73,7 @@ def test_reindex_follows_adds_changes_and_deletes(nested, make_index, encoder):
                                  "skipped": 0, "errors": []}
     assert indexed_paths(index, nested) == folder_paths(nested)
     # the touched file kept its metadata; the changed one has the new picture's vector
-    row = index.get_rows([touched], ("mtime", "width"))[touched]
+    row = index.get([touched], ("mtime", "width"))[touched]
     assert row["mtime"] == pytest.approx(later) and row["width"] == 112
     hit = Searcher(index, encoder).search_image(demo_files(40)[-1], k=1)[0]
     assert hit.path == changed
@@ -88,14 +89,14 @@ def test_writing_a_path_again_replaces_its_row_never_adds_one(make_index):
 
     def row(path, size):
         vector = rng.normal(size=index.dim).astype(np.float32)
-        return ImageRow(path=path, size=size, mtime=1.0, hash=f"h{size}", width=1, height=1,
-                        vector=vector / np.linalg.norm(vector))
+        return Item(path=path, size=size, mtime=1.0, hash=f"h{size}", width=1, height=1,
+                    image_vector=vector / np.linalg.norm(vector))
 
     index.upsert([row("/p/a.jpg", 1), row("/p/b.jpg", 2), row("/p/a.jpg", 3)])
     index.upsert([row("/p/b.jpg", 4), row("/p/c.jpg", 5)])
     index.flush()
     assert index.count() == 3
-    stored = index.get_rows(["/p/a.jpg", "/p/b.jpg", "/p/c.jpg"], ("size",))
+    stored = index.get(["/p/a.jpg", "/p/b.jpg", "/p/c.jpg"], ("size",))
     assert {p: r["size"] for p, r in stored.items()} == {"/p/a.jpg": 3, "/p/b.jpg": 4,
                                                           "/p/c.jpg": 5}
     assert sum(1 for _ in index.iter_rows(["path"])) == 3

@@ -148,10 +148,10 @@ def test_the_allow_list_only_holds_long_files():
 def test_the_checks_fail_on_a_violation(tmp_path):
     """The checks themselves: a made-up cycle, upward import and layer are caught."""
     fake = tmp_path / "fake.py"
-    fake.write_text("def f():\n    from mmsearch import catalog, resident\n"
+    fake.write_text("def f():\n    from mmsearch import fusion, resident\n"
                     "    import ui.app as app\n")
     assert imports_of("mmsearch.fake", fake, set(project_modules())) == {
-        "mmsearch.catalog", "mmsearch.resident", "ui.app"}
+        "mmsearch.fusion", "mmsearch.resident", "ui.app"}
     graph = {"mmsearch.a": {"mmsearch.b"}, "mmsearch.b": {"mmsearch.a", "ui.app"},
              "indexer.x": {"mmsearch.a"}, "ui.app": {"indexer.x"},
              "mmsearch.cli.main": {"ui.app", "indexer.x", "mmsearch.a"}}

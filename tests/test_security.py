@@ -191,7 +191,6 @@ def test_a_catalogue_import_never_deletes_what_it_did_not_bring(tmp_path, capsys
 # -- medium: a catalogue uploaded through the app could name any picture on the server -----
 def test_app_catalogue_pictures_stay_under_its_folder(tmp_path, encoder):
     from indexer.catalog import import_catalog
-    from mmsearch.catalog import CatalogSearcher
     from mmsearch.config import IndexLocation
     from mmsearch.stores import open_index
 
@@ -207,7 +206,7 @@ def test_app_catalogue_pictures_stay_under_its_folder(tmp_path, encoder):
     index = open_index(location, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim,
                        kind="catalog")
     port = free_port()
-    app = launch(CatalogSearcher(index, encoder), port=port, block=False, auth=[AUTH],
+    app = launch(Searcher(index, encoder), port=port, block=False, auth=[AUTH],
                  indexing=IndexingPolicy.of([str(allowed)]))
     try:
         c = Client(f"http://127.0.0.1:{port}/", auth=AUTH, verbose=False)

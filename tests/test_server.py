@@ -19,7 +19,7 @@ from conftest import demo_files, label_of
 from indexer.pipeline import index_paths
 from mmsearch.config import IndexLocation, Shard
 from mmsearch.engine import ModelMismatchError
-from mmsearch.index import path_id
+from mmsearch.items import item_id
 from mmsearch.stores import open_index
 from mmsearch.search import Searcher
 from mmsearch.transfer import export_index, import_index
@@ -140,7 +140,7 @@ def test_two_shards_index_one_folder_concurrently(server, tmp_path):
 
 
 def test_shards_split_every_path_exactly_once():
-    ids = [path_id(f"/photos/{i}.jpg") for i in range(3000)]
+    ids = [item_id(f"/photos/{i}.jpg") for i in range(3000)]
     for n in (1, 2, 3, 7):
         owners = [[s for s in range(n) if Shard(s, n).owns(i)] for i in ids]
         assert all(len(o) == 1 for o in owners)

@@ -20,7 +20,6 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from mmsearch.catalog import CatalogSearcher
 from mmsearch.filters import FilterError
 from mmsearch.engine import IndexError_
 from mmsearch.request import SearchRequest
@@ -63,7 +62,7 @@ def build_api(searcher, token: str, one_run: threading.Lock | None = None) -> Fa
         from (`similar`), filters; for a catalogue, like/dislike, where and mode."""
         try:
             body.check()
-            return {"kind": searcher.index.KIND, "results": body.run(searcher)}
+            return {"kind": searcher.index.kind, "results": body.run(searcher)}
         except FAILURES as exc:
             refuse(exc)
 
@@ -75,7 +74,7 @@ def build_api(searcher, token: str, one_run: threading.Lock | None = None) -> Fa
     def duplicates(body: DuplicatesIn) -> list[list[dict]]:
         from mmsearch.duplicates import default_threshold, find_duplicates
 
-        if isinstance(searcher, CatalogSearcher):
+        if searcher.index.kind == "catalog":
             refuse(ValueError("duplicates are for folder indexes"))
         threshold = default_threshold(searcher.index.model) if body.threshold is None \
             else body.threshold
@@ -123,14 +122,14 @@ def _run_index(searcher, body: IndexIn, on_progress):
     if body.catalog:
         from indexer.catalog import import_catalog
 
-        if not isinstance(searcher, CatalogSearcher):
+        if searcher.index.kind != "catalog":
             raise ValueError("this app serves a folder index, not a product catalogue")
         return import_catalog(body.catalog, searcher.index, searcher.encoder, progress=False,
                               on_progress=on_progress)
     from indexer.pipeline import index_paths
     from mmsearch.towers import export_query_towers
 
-    if isinstance(searcher, CatalogSearcher):
+    if searcher.index.kind == "catalog":
         raise ValueError("this app serves a product catalogue: give --catalog FILE")
     summary = index_paths(body.paths, searcher.index, searcher.encoder, progress=False,
                           on_progress=on_progress)

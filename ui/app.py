@@ -17,14 +17,13 @@ from starlette.routing import Mount
 
 from mmsearch import resident
 
-from mmsearch.catalog import CatalogIndex, CatalogSearcher
 from mmsearch.config import IndexLocation
 from mmsearch.filters import ORIENTATIONS
 from mmsearch.engine import IndexError_
 from mmsearch.search import QueryError, Searcher
 from mmsearch.stores import open_index, searcher_for
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
-from ui.handlers import ANY, MAX_GROUPS, Handlers, caption, stats_markdown  # noqa: F401
+from ui.handlers import ANY, MAX_GROUPS, Handlers, stats_markdown
 from ui.api import build_api
 from ui.products import CatalogHandlers, products_tab
 from ui.security import Guard, HostPolicy, IndexingPolicy, private_temp_dir
@@ -44,14 +43,14 @@ CSS = ".duplicate-group .grid-container { grid-template-columns: repeat(8, minma
 SWEEP = (3600, 3600)
 
 
-def build_app(searcher: Searcher | CatalogSearcher, thumbs: Thumbnails,
+def build_app(searcher: Searcher, thumbs: Thumbnails,
               indexing: IndexingPolicy = IndexingPolicy(),
               pictures: QueryPictures | None = None,
               one_run: threading.Lock | None = None) -> gr.Blocks:
     """A folder index gets Search, Duplicates and Index tabs; a catalogue Products and Index.
     `one_run`: the lock that keeps indexing to one run at a time (shared with the API)."""
     pictures = pictures or QueryPictures()
-    if isinstance(searcher, CatalogSearcher):
+    if searcher.index.kind == "catalog":
         return _catalog_app(CatalogHandlers(searcher, thumbs, indexing, pictures, one_run))
     h = Handlers(searcher, thumbs, indexing, pictures, one_run)
     with gr.Blocks(title="mmsearch", delete_cache=SWEEP) as app:
@@ -231,7 +230,7 @@ def parse_auth(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def launch(searcher: Searcher | CatalogSearcher, host: str = "127.0.0.1", port: int = 7860,
+def launch(searcher: Searcher, host: str = "127.0.0.1", port: int = 7860,
            block: bool = True, auth: list[tuple[str, str]] | None = None, share: bool = False,
            indexing: IndexingPolicy = IndexingPolicy(), allow_hosts: tuple[str, ...] = ()
            ) -> gr.Blocks:
@@ -281,7 +280,7 @@ def serve(location: IndexLocation, host: str = "127.0.0.1", port: int = 7860,
     except IndexError_ as exc:
         print(f"mmsearch: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    catalog = isinstance(index, CatalogIndex)
+    catalog = index.kind == "catalog"
     searcher = searcher_for(index)
     print(f"loading {index.model.label} …", file=sys.stderr)
     searcher.warm()

@@ -105,7 +105,7 @@ class AppHandlers:
             preview = self.thumbs.ensure(r.path, r.hash)
             if preview is not None:  # deleted or broken since indexing: leave it out
                 items.append((str(preview), self.result_caption(r)))
-                keys.append(self.result_key(r))
+                keys.append(r.key)
         return items, keys
 
 
@@ -114,10 +114,6 @@ class Handlers(AppHandlers):
 
     # -- results -------------------------------------------------------------------------
     result_caption = staticmethod(caption)
-
-    @staticmethod
-    def result_key(hit: Hit) -> str:
-        return hit.path
 
     def _run(self, search: Callable, *args, **kwargs):
         try:
@@ -200,7 +196,7 @@ class Handlers(AppHandlers):
         return [[{"file": m.path, "score": round(m.score, 6)} for m in g] for g in groups]
 
     def group_gallery(self, group: list[dict]) -> list[tuple[str, str]]:
-        hits = self.searcher.index.get_rows([m["file"] for m in group], ("hash",))
+        hits = self.searcher.index.get([m["file"] for m in group], ("hash",))
         items = []
         for m in group:
             row = hits.get(m["file"])

@@ -1,5 +1,5 @@
 """The app for a product catalogue: what its events do (plain functions over
-mmsearch.catalog, tested without a browser) and the Products tab that lays them out."""
+mmsearch, tested without a browser) and the Products tab that lays them out."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from mmsearch.catalog import CatalogSearcher, Product
 from mmsearch.engine import IndexError_
-from mmsearch.search import QueryError
+from mmsearch.index import Hit
+from mmsearch.search import Query, QueryError, Searcher
 from mmsearch.where import WhereError
 from ui.handlers import AppHandlers
 from ui.security import PathRefused
@@ -25,30 +25,26 @@ def price_text(value) -> str:
     return str(value)
 
 
-def product_caption(p: Product) -> str:
+def product_caption(p: Hit) -> str:
     price = p.fields.get("price")
-    return " · ".join([f"{p.score:.3f}", p.title or p.id,
+    return " · ".join([f"{p.score:.3f}", p.title or p.key,
                        *([price_text(price)] if price is not None else [])])
 
 
 class CatalogHandlers(AppHandlers):
-    searcher: CatalogSearcher
+    searcher: Searcher
 
     result_caption = staticmethod(product_caption)
-
-    @staticmethod
-    def result_key(product: Product) -> str:
-        return product.id
 
     def search(self, text: str, example: str | None, where: str, liked: list[str],
                disliked: list[str], k: float, min_score: float = 0.0):
         """Words and/or an example picture, the products marked more/less like this, and a
         --where filter over the item fields."""
         try:
-            image = self.pictures.load(example) if example else None
-            return self.gallery(self.searcher.search(
-                text=text or "", image=image, like=liked or [], dislike=disliked or [],
-                where=where or "", k=int(k), min_score=float(min_score) or None))
+            images = [self.pictures.load(example)] if example else []
+            return self.gallery(self.searcher.search(Query.of(
+                texts=[text or ""], images=images, like=liked or [], dislike=disliked or [],
+                where=where or "", min_score=float(min_score) or None), int(k)))
         except (QueryError, WhereError, IndexError_) as exc:
             self.fail(exc)
 

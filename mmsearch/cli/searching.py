@@ -72,7 +72,7 @@ def _search_here(location, request) -> dict:
 
     with open_index(location) as index:
         searcher = searcher_for(index, query_encoder(index.model))  # ONNX towers: no torch
-        return {"kind": index.KIND, "results": request.run(searcher)}
+        return {"kind": index.kind, "results": request.run(searcher)}
 
 
 def cmd_duplicates(args) -> int:

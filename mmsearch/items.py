@@ -1,0 +1,150 @@
+"""What every index holds: items, and the one schema they are stored in.
+
+An item is a picture and what is known about it: the picture file's facts (path, folder,
+size, mtime, content hash, pixel size, when it was taken), a text (title, description and the
+words BM25 indexes), fields (JSON: a product's price and brand; later a photo's place), where
+it came from (`source`: the catalogue file; "" for a photo found in a folder), its picture
+vector and, where the index keeps them, a vector of its text. A photo is an item whose key is
+its path; a product is an item whose key is its id in the catalogue; a video scene (later)
+will be an item with a time. So a new kind of item, or a new signal of a picture, is written
+here once and every index has it.
+
+Milvus's primary key is `id`, a 63-bit hash of the key (`item_id`): an integer key keeps
+writes and deletes cheap at 1M rows, and a folder's shards split on it (`Shard.owns`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mmsearch import coarse
+from mmsearch.coarse import CODE_BITS, CODE_FIELD, HALF_FIELD
+
+ITEMS = "mmsearch_items"
+# 2: one item collection for every kind of index (1: a folder's `images` or a catalogue's
+# `items`, each its own shape; mmsearch.upgrade moves those over).
+SCHEMA_VERSION = 2
+MAX_PATH = 4096
+MAX_ID = 512  # a catalogue item's id
+MAX_TITLE = 2048
+MAX_TEXT = 16384
+IMAGE_VECTOR = "image_vector"
+TEXT_VECTOR = "text_vector"
+SPARSE = "sparse"
+# The fields every item row has (and an export/import or upgrade carries), without vectors.
+ROW_FIELDS = ("key", "path", "folder", "size", "mtime", "taken", "hash", "width", "height",
+              "title", "description", "text", "text_hash", "fields", "source")
+
+
+def item_id(key: str) -> int:
+    """Stable signed 63-bit primary key of an item's key (a photo's absolute path)."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def item_text(title: str, description: str, fields: dict) -> str:
+    """What BM25 indexes: title, description and the text fields (brand, category, ...), so a
+    brand that no picture shows is still found."""
+    words = [title, description, *(v for v in fields.values() if isinstance(v, str))]
+    return " ".join(w for w in words if w)[:MAX_TEXT]
+
+
+def text_hash(title: str, description: str, fields: dict) -> str:
+    payload = json.dumps([title, description, fields], sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class Item:
+    """One item to write. `key` defaults to the path (a photo); `folder` to the path's."""
+
+    path: str
+    size: int
+    mtime: float
+    hash: str           # the picture's content hash
+    width: int = 0
+    height: int = 0
+    folder: str = ""
+    taken: float = 0.0  # EXIF DateTimeOriginal when present, else mtime (seconds since epoch)
+    key: str = ""
+    title: str = ""
+    description: str = ""
+    fields: dict = field(default_factory=dict)
+    source: str = ""    # the catalogue file it came from: a re-import removes only its own
+    image_vector: np.ndarray | None = field(default=None, repr=False)
+    text_vector: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.key = self.key or self.path
+        self.folder = self.folder or os.path.dirname(self.path)
+
+    def record(self, vector: np.ndarray, text_vectors: bool, codes: bool) -> dict:
+        """The row Milvus stores; `vector` is the picture vector as float32."""
+        rec = {"id": item_id(self.key), "key": self.key[:MAX_PATH], "path": self.path,
+               "folder": self.folder, "size": int(self.size), "mtime": float(self.mtime),
+               "taken": float(self.taken), "hash": self.hash, "width": int(self.width),
+               "height": int(self.height), "title": self.title[:MAX_TITLE],
+               "description": self.description[:MAX_TEXT],
+               "text": item_text(self.title, self.description, self.fields),
+               "text_hash": text_hash(self.title, self.description, self.fields),
+               "fields": self.fields, "source": self.source[:MAX_PATH],
+               IMAGE_VECTOR: vector.tolist()}
+        if text_vectors:
+            rec[TEXT_VECTOR] = np.asarray(self.text_vector, np.float32).tolist()
+        if codes:
+            rec[CODE_FIELD], rec[HALF_FIELD] = coarse.codes(vector)[0], coarse.halves(vector)[0]
+        return rec
+
+
+def create_items(client, dim: int, vector_index: str, index_params: dict,
+                 text_vectors: bool, create) -> None:
+    """Create the item collection. `text_vectors`: keep a CLIP vector of each item's text
+    (catalogues: titles say what a picture cannot); photos go without, 2 GB less at 1M.
+    `create(name, schema, params)` makes the collection (Index._create_collection)."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                   description="mmsearch items")
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("key", DataType.VARCHAR, max_length=MAX_PATH)
+    s.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
+    s.add_field("folder", DataType.VARCHAR, max_length=MAX_PATH)
+    s.add_field("size", DataType.INT64)
+    s.add_field("mtime", DataType.DOUBLE)
+    s.add_field("taken", DataType.DOUBLE)
+    s.add_field("hash", DataType.VARCHAR, max_length=64)
+    s.add_field("width", DataType.INT32)
+    s.add_field("height", DataType.INT32)
+    s.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE)
+    s.add_field("description", DataType.VARCHAR, max_length=MAX_TEXT)
+    s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True)
+    s.add_field("text_hash", DataType.VARCHAR, max_length=64)
+    s.add_field("fields", DataType.JSON)
+    s.add_field("source", DataType.VARCHAR, max_length=MAX_PATH)
+    s.add_field(IMAGE_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
+    s.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
+    s.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                            input_field_names=["text"], output_field_names=[SPARSE]))
+    params = client.prepare_index_params()
+    params.add_index(IMAGE_VECTOR, index_type=vector_index, metric_type="COSINE",
+                     params=index_params)
+    params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    if text_vectors:
+        s.add_field(TEXT_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
+        params.add_index(TEXT_VECTOR, index_type=vector_index, metric_type="COSINE",
+                         params=index_params)
+    if vector_index == "FLAT":  # bit codes and float16 copies for a quick first step on
+        # large indexes (mmsearch/coarse.py); servers have HNSW instead
+        s.add_field(CODE_FIELD, DataType.BINARY_VECTOR, dim=CODE_BITS)
+        s.add_field(HALF_FIELD, DataType.VARCHAR, max_length=coarse.half_chars(dim))
+        params.add_index(CODE_FIELD, index_type="BIN_FLAT", metric_type="HAMMING")
+    create(ITEMS, s, params)
