@@ -1,7 +1,8 @@
 """Import a product catalogue (JSON Lines or CSV) as items of a catalogue index, incrementally.
 
-reader (`read_catalog`: rows, with one-line errors per bad row) -> plan (what changed since the
-last import) -> decode pictures in threads + encode titles -> write in batches. New ids are
+`read_catalog` reads the file (rows, with one-line errors per bad row); `CatalogImport` is
+its importer for `indexer.runner`: plan (what changed since the last import) -> read the
+pictures that changed -> encode what changed -> write in batches. New ids are
 added, rows whose picture or text changed are updated (only the changed half is re-embedded),
 ids gone from the file are removed; the summary has the same keys as folder indexing.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.decode import BadPicture, Picture, enable_heif, read_picture
-from indexer.pipeline import Summary, run_jobs
+from indexer.runner import Job, Plan, Summary, run
 from mmsearch.index import IMAGE_VECTOR, TEXT_VECTOR, Index
 from mmsearch.items import MAX_ID, Item, text_hash
 from mmsearch.encoder import Encoder
@@ -124,126 +125,128 @@ def read_catalog(path: str | Path, picture_roots: tuple[str, ...] | None = None
     return rows, errors
 
 
-@dataclass
-class _Job:
+@dataclass(frozen=True)
+class _Change:
     item: CatalogRow
-    path: str              # decode_ahead reads .path
-    known_hash: str | None
     new_image: bool        # the picture must be (re)read
-    new_text: bool
+    new_text: bool         # the title or description changed: its text vector is encoded again
+
+
+class CatalogImport:
+    """The catalogue importer (see indexer.runner): the items of one catalogue file."""
+
+    unit, desc = "item", "importing"
+
+    def __init__(self, file: str | Path, encoder: Encoder,
+                 picture_roots: tuple[str, ...] | None = None):
+        self.file = file
+        self.source = str(Path(file).expanduser().resolve())
+        self.encoder = encoder
+        self.picture_roots = picture_roots
+        self.index: Index | None = None
+
+    def plan(self, index: Index, summary: Summary) -> Plan:
+        """Items of other catalogue files in the same index are never touched; a file with no
+        valid row changes nothing (CatalogFileError; it is not added to the index's list)."""
+        self.index = index
+        items, errors = read_catalog(self.file, self.picture_roots)
+        summary.errors.extend(errors)
+        if not any(it.allowed for it in items):
+            first = errors[0] if errors else \
+                {"row": items[0].row, "reason": f"item {items[0].id!r}: no such picture"} \
+                if items else None
+            why = f" (row {first['row']}: {first['reason']})" if first else " (it is empty)"
+            raise CatalogFileError(f"{Path(self.source).name} has no valid catalogue row{why}; "
+                                   "nothing was changed")
+        enable_heif()
+        fields = ["path", "hash", "text_hash", "size", "mtime", "source"]
+        known = index.rows_from(self.source, fields)
+        others = index.get([it.id for it in items if it.id not in known], fields)
+        listed = {it.id for it in items}
+        jobs, unchanged = [], 0
+        for it in items:
+            if it.id in others:  # an item of another catalogue file: never taken over
+                summary.errors.append({"path": it.image, "row": it.row, "reason":
+                                       f"id {it.id!r} belongs to another catalogue "
+                                       f"({Path(others[it.id]['source']).name or 'unknown'})"})
+                continue
+            prev = known.get(it.id)
+            if not it.allowed:  # told apart from a missing picture nowhere but here: kept as is
+                summary.errors.append({"path": it.image, "row": it.row,
+                                       "reason": f"item {it.id!r}: no such picture"})
+                continue
+            try:
+                st = os.stat(it.image)
+            except OSError:
+                summary.errors.append({"path": it.image, "row": it.row,
+                                       "reason": f"item {it.id!r}: no such picture"})
+                listed.discard(it.id)  # its old row goes: the item has no picture now
+                continue
+            same_path = bool(prev) and prev["path"] == it.image
+            same_image = same_path and prev["size"] == st.st_size and prev["mtime"] == st.st_mtime
+            same_text = bool(prev) and prev["text_hash"] == text_hash(it.title, it.description,
+                                                                      it.fields)
+            if same_image and same_text:
+                unchanged += 1
+            else:
+                jobs.append(Job(it.id, it.image, prev["hash"] if same_path else None,
+                                known=prev is not None,
+                                row=_Change(it, not same_image, not same_text)))
+        index.add_catalog(self.source)
+        index.add_roots(_picture_folders([it for it in items if it.allowed]))
+        return Plan(jobs, [i for i in known if i not in listed], unchanged)
+
+    def read(self, job: Job) -> Picture:
+        if not job.row.new_image:
+            return Picture(job.path, 0, 0.0, job.known_hash)
+        return read_picture(job.path, self.encoder.preprocess, 2 * self.encoder.image_size,
+                            job.known_hash)
+
+    def items(self, batch: list[tuple[Job, Picture]]) -> list[Item]:
+        """Only the half that changed is encoded again; the other comes from the stored row."""
+        stored = self.index.get([j.key for j, p in batch
+                                 if j.known and (p.pixels is None or not j.row.new_text)],
+                                (IMAGE_VECTOR, TEXT_VECTOR))
+        fresh = [(j, p) for j, p in batch if p.pixels is not None]
+        image_vecs = {}
+        if fresh:
+            import torch
+
+            image_vecs = dict(zip([j.key for j, _ in fresh], self.encoder.encode_pixels(
+                torch.stack([p.pixels for _, p in fresh]))))
+        retitled = [j for j, _ in batch if j.row.new_text]
+        text_vecs = dict(zip([j.key for j in retitled], self.encoder.encode_texts(
+            [_title_text(j.row.item) for j in retitled]))) if retitled else {}
+        items = []
+        for job, pic in batch:
+            it, old = job.row.item, stored.get(job.key, {})
+            st = os.stat(it.image) if pic.size == 0 else None
+            items.append(Item(
+                it.image, size=st.st_size if st else pic.size,
+                mtime=st.st_mtime if st else pic.mtime, hash=pic.hash, key=it.id,
+                title=it.title, description=it.description, fields=it.fields,
+                source=self.source,
+                image_vector=image_vecs.get(it.id, old.get(IMAGE_VECTOR)),
+                text_vector=text_vecs.get(it.id, old.get(TEXT_VECTOR))))
+        return items
+
+    @staticmethod
+    def outcome(job: Job, picture: Picture) -> str:
+        return "updated" if job.known else "added"
+
+    @staticmethod
+    def failed(job: Job, error: BadPicture) -> dict:
+        return {"path": job.path, "row": job.row.item.row,
+                "reason": f"item {job.key!r}: {error}"}
 
 
 def import_catalog(file: str | Path, index: Index, encoder: Encoder, batch_size: int = 32,
                    workers: int | None = None, progress: bool = True,
                    on_progress: Callable[[int, int], None] | None = None,
                    picture_roots: tuple[str, ...] | None = None) -> Summary:
-    """Bring the items that came from `file` in line with it. Items of other catalogue files
-    in the same index are never touched; a file with no valid row changes nothing (it is an
-    error, and it is not added to the index's list of catalogues)."""
-    source = str(Path(file).expanduser().resolve())
-    summary = Summary()
-    items, summary.errors = read_catalog(file, picture_roots)
-    if not any(it.allowed for it in items):
-        first = summary.errors[0] if summary.errors else \
-            {"row": items[0].row, "reason": f"item {items[0].id!r}: no such picture"} \
-            if items else None
-        why = f" (row {first['row']}: {first['reason']})" if first else " (it is empty)"
-        raise CatalogFileError(f"{Path(source).name} has no valid catalogue row{why}; "
-                               "nothing was changed")
-    enable_heif()
-    fields = ["path", "hash", "text_hash", "size", "mtime", "source"]
-    known = index.rows_from(source, fields)
-    others = {i: r for i, r in index.get([it.id for it in items if it.id not in known],
-                                               fields).items()}
-    listed = {it.id for it in items}
-    jobs: list[_Job] = []
-    for it in items:
-        if it.id in others:  # an item of another catalogue file: never taken over
-            summary.errors.append({"path": it.image, "row": it.row, "reason":
-                                   f"id {it.id!r} belongs to another catalogue "
-                                   f"({Path(others[it.id]['source']).name or 'unknown'})"})
-            continue
-        prev = known.get(it.id)
-        if not it.allowed:  # told apart from a missing picture nowhere but here: kept as is
-            summary.errors.append({"path": it.image, "row": it.row,
-                                   "reason": f"item {it.id!r}: no such picture"})
-            continue
-        try:
-            st = os.stat(it.image)
-        except OSError:
-            summary.errors.append({"path": it.image, "row": it.row,
-                                   "reason": f"item {it.id!r}: no such picture"})
-            listed.discard(it.id)  # its old row goes: the item has no picture now
-            continue
-        same_image = bool(prev) and prev["path"] == it.image and prev["size"] == st.st_size \
-            and prev["mtime"] == st.st_mtime
-        same_text = bool(prev) and prev["text_hash"] == text_hash(it.title, it.description,
-                                                                  it.fields)
-        if same_image and same_text:
-            summary.unchanged += 1
-        else:
-            jobs.append(_Job(it, it.image, prev["hash"] if prev else None, not same_image,
-                             not same_text))
-    gone = [i for i in known if i not in listed]
-    index.delete(gone)
-    summary.removed = len(gone)
-    index.add_catalog(source)
-    index.add_roots(_picture_folders([it for it in items if it.allowed]))
-
-    def read(job: _Job) -> Picture:
-        if not job.new_image:
-            return Picture(job.path, 0, 0.0, job.known_hash)
-        return read_picture(job.path, encoder.preprocess, 2 * encoder.image_size,
-                            job.known_hash if job.item.id in known and
-                            known[job.item.id]["path"] == job.path else None)
-
-    batch: list[tuple[_Job, Picture]] = []
-
-    def write() -> None:
-        import torch
-
-        if not batch:
-            return
-        stored = index.get([j.item.id for j, p in batch
-                            if j.item.id in known and (p.pixels is None or not j.new_text)],
-                           (IMAGE_VECTOR, TEXT_VECTOR))
-        fresh = [(j, p) for j, p in batch if p.pixels is not None]
-        image_vecs = dict(zip([j.item.id for j, _ in fresh], encoder.encode_pixels(
-            torch.stack([p.pixels for _, p in fresh])))) if fresh else {}
-        texty = [j for j, _ in batch if j.new_text]
-        text_vecs = dict(zip([j.item.id for j in texty], encoder.encode_texts(
-            [_title_text(j.item) for j in texty]))) if texty else {}
-        rows = []
-        for job, pic in batch:
-            it, old = job.item, stored.get(job.item.id, {})
-            st = os.stat(it.image) if pic.size == 0 else None
-            rows.append(Item(
-                it.image, size=st.st_size if st else pic.size,
-                mtime=st.st_mtime if st else pic.mtime, hash=pic.hash, key=it.id,
-                title=it.title, description=it.description, fields=it.fields, source=source,
-                image_vector=image_vecs.get(it.id, old.get(IMAGE_VECTOR)),
-                text_vector=text_vecs.get(it.id, old.get(TEXT_VECTOR))))
-            if it.id in known:
-                summary.updated += 1
-            else:
-                summary.added += 1
-        index.upsert(rows)
-        batch.clear()
-
-    def take(job: _Job, result: Picture | BadPicture) -> bool:
-        if isinstance(result, BadPicture):
-            summary.errors.append({"path": job.path, "row": job.item.row,
-                                   "reason": f"item {job.item.id!r}: {result}"})
-            if job.item.id in known:  # its picture broke since the last import
-                index.delete([job.item.id])
-                summary.removed += 1
-        else:
-            batch.append((job, result))
-        return len(batch) >= batch_size
-
-    run_jobs(jobs, read, take, write, index, workers=workers, batch_size=batch_size,
-             unit="item", desc="importing", progress=progress, on_progress=on_progress)
-    return summary
+    """Bring the items that came from `file` in line with it (see CatalogImport.plan)."""
+    return run(CatalogImport(file, encoder, picture_roots), index, batch_size=batch_size,
+               workers=workers, progress=progress, on_progress=on_progress)
 
 
 class CatalogFileError(ValueError):

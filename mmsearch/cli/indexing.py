@@ -96,7 +96,7 @@ def _index_throughask_resident(location, requested, args):
         raise ValueError(str(exc)) from None
     from tqdm import tqdm
 
-    from indexer.pipeline import Summary
+    from indexer.runner import Summary
 
     bar = tqdm(unit="img", desc="indexing (in the running app)", leave=False,
                disable=args.json or not sys.stderr.isatty(), dynamic_ncols=True)
