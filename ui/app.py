@@ -28,8 +28,8 @@ from ui.api import build_api
 from ui.products import CatalogHandlers, products_tab
 from ui.security import Guard, HostPolicy, IndexingPolicy, private_temp_dir
 from ui.uploads import QueryPictures
-from ui.widgets import (DEFAULT_K, example_picture, on_select, results_gallery,
-                        script_endpoints, search_controls, selection_row)
+from ui.widgets import (DEFAULT_K, on_select, query_form, results_gallery, script_endpoints,
+                        selection_row)
 
 MAX_UPLOAD = "20mb"
 # A duplicate group is a short row of small pictures, not a few stretched to the full width.
@@ -87,15 +87,11 @@ def _catalog_app(h: CatalogHandlers) -> gr.Blocks:
 def _search_tab(h: Handlers) -> gr.Dropdown:
     """Words, "without" words, an example picture, filters, results, feedback buttons."""
     with gr.Tab("Search"):
-        with gr.Row():
-            with gr.Column(scale=3):
-                query = gr.Textbox(label="Describe the picture", autofocus=True,
-                                   placeholder="a red dress · sepatu lari ringan · a black bag")
-                without = gr.Textbox(label="Without (words to leave out, comma-separated)",
-                                     placeholder="people, red", value="")
-            with gr.Column(scale=1):
-                example = example_picture()
-        go, k, min_score = search_controls()
+        form = query_form("Describe the picture", "a red dress · sepatu lari ringan · a black bag",
+                          {"label": "Without (words to leave out, comma-separated)",
+                           "placeholder": "people, red"})
+        query, without, example = form.query, form.second, form.example
+        go, k, min_score = form.go, form.k, form.min_score
         with gr.Accordion("Filters", open=False):
             with gr.Row():
                 folder = gr.Dropdown(label="In folder", choices=["", *h.searcher.index.roots],

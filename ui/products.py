@@ -14,8 +14,8 @@ from mmsearch.search import Query, QueryError, Searcher
 from mmsearch.where import WhereError
 from ui.handlers import AppHandlers
 from ui.security import PathRefused
-from ui.widgets import (example_picture, mark, on_select, results_gallery, script_endpoints,
-                        search_controls, selection_row)
+from ui.widgets import (mark, on_select, query_form, results_gallery, script_endpoints,
+                        selection_row)
 
 
 def price_text(value) -> str:
@@ -103,15 +103,12 @@ class CatalogHandlers(AppHandlers):
 
 def products_tab(h: CatalogHandlers, close_preview: str) -> None:
     with gr.Tab("Products"):
-        with gr.Row():
-            with gr.Column(scale=3):
-                query = gr.Textbox(label="What are you looking for?", autofocus=True,
-                                   placeholder="sepatu lari ringan merah · a red dress · Minuet")
-                where = gr.Textbox(label="Filter (e.g. price < 300000 and brand == 'Minuet')",
-                                   value="", elem_id="where")
-            with gr.Column(scale=1):
-                example = example_picture()
-        go, k, min_score = search_controls()
+        form = query_form("What are you looking for?",
+                          "sepatu lari ringan merah · a red dress · Minuet",
+                          {"label": "Filter (e.g. price < 300000 and brand == 'Minuet')",
+                           "elem_id": "where"})
+        query, where, example = form.query, form.second, form.example
+        go, k, min_score = form.go, form.k, form.min_score
         gallery = results_gallery("Products")
         row = selection_row("product", "Similar products")
         selected, feedback = row.selected, row.feedback

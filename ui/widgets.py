@@ -17,6 +17,28 @@ def example_picture() -> gr.File:
                    file_types=["image", ".heic", ".heif"], height=150)
 
 
+@dataclass
+class QueryForm:
+    query: gr.Textbox
+    second: gr.Textbox   # "without" words (folders) or the --where filter (catalogues)
+    example: gr.File
+    go: gr.Button
+    k: gr.Slider
+    min_score: gr.Slider
+
+
+def query_form(label: str, placeholder: str, second: dict) -> QueryForm:
+    """The words box with a second box under it (`second`: its gr.Textbox arguments), the
+    example picture beside them, and the search controls below."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            query = gr.Textbox(label=label, autofocus=True, placeholder=placeholder)
+            extra = gr.Textbox(value="", **second)
+        with gr.Column(scale=1):
+            example = example_picture()
+    return QueryForm(query, extra, example, *search_controls())
+
+
 def search_controls() -> tuple[gr.Button, gr.Slider, gr.Slider]:
     """(Search button, number of results, minimum score), in one row."""
     with gr.Row():
