@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.decode import BadPicture, Picture, enable_heif, read_picture
+from indexer.decode import Picture, read_picture
 from indexer.runner import Job, Plan, Summary, run
 from mmsearch.index import IMAGE_VECTOR, TEXT_VECTOR, Index
 from mmsearch.items import MAX_ID, Item, text_hash
 from mmsearch.encoder import Encoder
+from mmsearch.images import BadPicture, enable_heif
 
 REQUIRED = ("id", "image")
 KNOWN = ("id", "image", "title", "description")

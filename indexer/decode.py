@@ -11,10 +11,8 @@ import stat
 from dataclasses import dataclass
 from typing import Callable
 
-from mmsearch.images import BadPicture, enable_heif, heif_available, open_image
+from mmsearch.images import BadPicture, open_image
 from mmsearch.items import content_hash
-
-__all__ = ["BadPicture", "Picture", "enable_heif", "heif_available", "read_picture"]
 
 
 @dataclass

@@ -13,11 +13,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from indexer.decode import BadPicture, Picture, enable_heif, read_picture
+from indexer.decode import Picture, read_picture
 from indexer.runner import Job, Plan, Summary, run
 from indexer.walk import find_pictures, roots_of
 from mmsearch.config import Shard
 from mmsearch.encoder import Encoder
+from mmsearch.images import BadPicture, enable_heif
 from mmsearch.index import IMAGE_VECTOR, Index
 from mmsearch.items import Item, item_id
 

@@ -27,7 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
 
-from indexer.decode import BadPicture, Picture
+from indexer.decode import Picture
+from mmsearch.images import BadPicture
 from mmsearch.index import Index
 from mmsearch.items import Item
 

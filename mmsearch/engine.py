@@ -70,41 +70,41 @@ def vector_search_params(index_type: str | None, k: int) -> dict:
 def _quiet_imports() -> None:
     """Milvus Lite 2.5.1 imports pkg_resources, whose deprecation warning would print on
     every command; its child engine logs parse errors (glog) that each reach the user as one
-    IndexError_ line instead."""
+    IndexProblem line instead."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*")
     os.environ.setdefault("GLOG_minloglevel", "3")
 
 
-class IndexError_(RuntimeError):
+class IndexProblem(RuntimeError):
     """Base for index problems that deserve one clear line, not a traceback."""
 
 
-class IndexInUseError(IndexError_):
+class IndexInUseError(IndexProblem):
     pass
 
 
-class ModelMismatchError(IndexError_):
+class ModelMismatchError(IndexProblem):
     pass
 
 
-class IndexNotFoundError(IndexError_):
+class IndexNotFoundError(IndexProblem):
     pass
 
 
-class SearchFailedError(IndexError_):
+class SearchFailedError(IndexProblem):
     pass
 
 
-class OutdatedIndexError(IndexError_):
+class OutdatedIndexError(IndexProblem):
     """An index an older mmsearch made, which this one cannot use safely."""
 
 
 def quiet_backend_logs() -> None:
     """The embedded Milvus runs in this process and logs its internals (an unimplemented
     timestamp call on every iterator, a traceback when the directory is locked). Each failure
-    that matters reaches the user as one clear IndexError_ line instead. pymilvus configures
+    that matters reaches the user as one clear IndexProblem line instead. pymilvus configures
     its loggers when imported, so this runs after that import."""
     for name, level in (("pymilvus", logging.CRITICAL), ("milvus_lite", logging.CRITICAL),
                         ("grpc", logging.CRITICAL)):
@@ -123,8 +123,13 @@ class _MilvusLiteRecords(logging.Filter):
         return f"{os.sep}milvus_lite{os.sep}" not in (record.pathname or "")
 
 
-class IndexKindError(IndexError_):
+class IndexKindError(IndexProblem):
     pass
+
+
+def is_lock_failure(text: str) -> bool:
+    """Whether an engine's error text says another process holds the embedded index."""
+    return "lock" in text.lower() or "Open local milvus failed" in text
 
 
 def connect(location: IndexLocation):
@@ -137,12 +142,12 @@ def connect(location: IndexLocation):
         try:
             location.db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise IndexError_(f"cannot create the index at {location.db}: "
+            raise IndexProblem(f"cannot create the index at {location.db}: "
                               f"{exc.strerror or exc}") from None
         # Milvus Lite writes the index and, for 2.x, a lock file beside it (.NAME.lock)
         for needed in (location.db.parent, location.db):
             if needed.exists() and not os.access(needed, os.W_OK):
-                raise IndexError_(
+                raise IndexProblem(
                     f"the index folder {location.db.parent} is read-only for this user: "
                     "mmsearch needs to write there (even to search, it keeps a lock file). "
                     "Use a writable --db, or serve the index with `mmsearch serve-index` "
@@ -156,9 +161,9 @@ def connect(location: IndexLocation):
         client = MilvusClient(uri=uri, token=location.token or "")
     except MilvusException as exc:
         text = getattr(exc, "message", None) or str(exc)
-        if location.is_embedded and ("lock" in text.lower() or "Open local milvus failed" in text):
+        if location.is_embedded and is_lock_failure(text):
             raise _in_use(location) from None
-        raise IndexError_(f"cannot open the index at {location}: {text}") from None
+        raise IndexProblem(f"cannot open the index at {location}: {text}") from None
     if location.is_embedded:
         _embedded_opened(location.db, +1)
     elif location.server_database()[1] is not None and not databases_supported(client):
@@ -182,7 +187,7 @@ def create_database(location: IndexLocation) -> None:
             client.create_database(name)
     except MilvusException as exc:
         if name not in client.list_databases():  # not another indexer creating it first
-            raise IndexError_(f"cannot create the database {name!r} on {address}: "
+            raise IndexProblem(f"cannot create the database {name!r} on {address}: "
                               f"{getattr(exc, 'message', exc)}") from None
     finally:
         client.close()
@@ -220,10 +225,10 @@ def check_embedded_path(db: Path) -> None:
                 f"old mmsearch run `mmsearch export OLD.parquet --db {db}`, then with this one "
                 f"`mmsearch import OLD.parquet --db {db.with_name(db.stem + '-2.5.db')}`")
         if db.is_dir():
-            raise IndexError_(f"{db} is a folder; an embedded index is a .db file (--db "
+            raise IndexProblem(f"{db} is a folder; an embedded index is a .db file (--db "
                               "PATH/NAME.db)")
         if db.suffix != ".db" or not _NAME.match(db.name) or len(db.name) > 36:
-            raise IndexError_(
+            raise IndexProblem(
                 f"cannot use {db.name!r} as an embedded index name: Milvus Lite needs a file "
                 "name ending in .db, of letters, digits, '.', '-' and '_' only, at most 36 "
                 "characters (e.g. --db ~/photos-index.db)")
@@ -297,9 +302,9 @@ def databases_supported(client) -> bool:
     return True
 
 
-def _no_databases(location: IndexLocation) -> IndexError_:
+def _no_databases(location: IndexLocation) -> IndexProblem:
     address, name = location.server_database()
-    return IndexError_(
+    return IndexProblem(
         f"the Milvus server at {address} has no databases (Milvus Lite's server), so it cannot "
         f"hold the index {name!r} beside others: use --uri {address} (one index per server; "
         "serve another index on another port with `mmsearch serve-index --data-dir OTHER.db "
@@ -340,7 +345,7 @@ def writing(location: IndexLocation):
             reason = "the disk is full"
         elif "Read-only" in reason or "Permission denied" in reason:
             reason = "the index folder is read-only"
-        raise IndexError_(f"cannot write to the index at {location}: {reason}. What was "
+        raise IndexProblem(f"cannot write to the index at {location}: {reason}. What was "
                           "indexed before this is kept; fix it and run again.") from None
 
 def _disk_full(location: IndexLocation) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 from mmsearch import coarse
 from mmsearch.coarse import CODE_FIELD, HALF_FIELD
 from mmsearch.config import IndexLocation, ModelSpec
-from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexError_, _disk_bytes, _embedded_opened,
+from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, _embedded_opened,
                              searching, vector_index_for, vector_search_params, writing)
 from mmsearch.filters import quote, under_folder
 from mmsearch.items import (IMAGE_VECTOR, ITEMS, SCHEMA_VERSION, SPARSE, TEXT_VECTOR, Item,
@@ -151,7 +151,7 @@ class Index:
         self.client.load_collection(META)
         try:
             self.flush()  # rows a killed run left in the write-ahead log: make them fast
-        except IndexError_:
+        except IndexProblem:
             pass  # a full disk must not stop searching; the rows are found without it
 
     def flush(self) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mmsearch.config import IndexLocation, ModelSpec
-from mmsearch.engine import IndexError_
+from mmsearch.engine import IndexProblem
 from mmsearch.index import IMAGE_VECTOR, PAGE, TEXT_VECTOR, Index
 from mmsearch.items import Item
 from mmsearch.stores import open_index
@@ -79,7 +79,7 @@ def export_index(index: Index, out: str | Path) -> int:
         tmp.replace(out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise IndexError_(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise IndexProblem(f"cannot write {out}: {exc.strerror or exc}") from None
     return count
 
 
@@ -89,10 +89,10 @@ def read_export_header(path: str | Path) -> dict:
     try:
         schema = pq.read_schema(path)
     except (OSError, ValueError) as exc:
-        raise IndexError_(f"{path} is not an mmsearch export: {exc}") from None
+        raise IndexProblem(f"{path} is not an mmsearch export: {exc}") from None
     raw = (schema.metadata or {}).get(FORMAT.encode())
     if raw is None:
-        raise IndexError_(f"{path} is not an mmsearch export (no {FORMAT} metadata)")
+        raise IndexProblem(f"{path} is not an mmsearch export (no {FORMAT} metadata)")
     return json.loads(raw)
 
 

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from conftest import demo_files
-from indexer.decode import BadPicture, heif_available, read_picture
+from indexer.decode import read_picture
+from mmsearch.images import BadPicture, heif_available
 from indexer.pipeline import index_paths
 from mmsearch.search import Searcher
 

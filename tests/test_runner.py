@@ -18,10 +18,10 @@ from conftest import demo_files
 from indexer import catalog as catalog_module
 from indexer import pipeline
 from indexer.catalog import CatalogImport
-from indexer.decode import BadPicture
 from indexer.pipeline import FolderImport, index_paths
 from indexer.runner import Job, Plan, Summary, run
 from mmsearch.config import IndexLocation
+from mmsearch.images import BadPicture
 from mmsearch.index import IMAGE_VECTOR, TEXT_VECTOR
 from mmsearch.stores import open_index
 

@@ -21,12 +21,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from mmsearch.filters import FilterError
-from mmsearch.engine import IndexError_
+from mmsearch.engine import IndexProblem
 from mmsearch.request import SearchRequest
 from mmsearch.search import QueryError
 from mmsearch.where import WhereError
 
-FAILURES = (QueryError, FilterError, WhereError, IndexError_, ValueError)
+FAILURES = (QueryError, FilterError, WhereError, IndexProblem, ValueError)
 
 
 class IndexIn(BaseModel):

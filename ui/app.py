@@ -19,7 +19,7 @@ from mmsearch import resident
 
 from mmsearch.config import IndexLocation
 from mmsearch.filters import ORIENTATIONS
-from mmsearch.engine import IndexError_
+from mmsearch.engine import IndexProblem
 from mmsearch.search import QueryError, Searcher
 from mmsearch.stores import open_index, searcher_for
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
@@ -273,7 +273,7 @@ def serve(location: IndexLocation, host: str = "127.0.0.1", port: int = 7860,
     """Open the index, warm model and collection, then serve until interrupted."""
     try:
         index = open_index(location)
-    except IndexError_ as exc:
+    except IndexProblem as exc:
         print(f"mmsearch: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     catalog = index.kind == "catalog"

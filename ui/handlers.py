@@ -17,7 +17,7 @@ import gradio as gr
 
 from mmsearch.duplicates import default_threshold, find_duplicates
 from mmsearch.filters import Filters, FilterError
-from mmsearch.engine import IndexError_
+from mmsearch.engine import IndexProblem
 from mmsearch.index import Hit
 from mmsearch.search import NOT_WEIGHT, Part, Query, QueryError, Searcher, feedback_parts
 from mmsearch.thumbnails import Thumbnails
@@ -118,7 +118,7 @@ class Handlers(AppHandlers):
     def _run(self, search: Callable, *args, **kwargs):
         try:
             return self.gallery(search(*args, **kwargs))
-        except (QueryError, FilterError, IndexError_) as exc:
+        except (QueryError, FilterError, IndexProblem) as exc:
             self.fail(exc)
 
     # -- the search form -----------------------------------------------------------------
@@ -224,7 +224,7 @@ class Handlers(AppHandlers):
             with self.indexing_run():
                 summary = index_paths(folders, self.searcher.index, self.searcher.encoder,
                                       progress=False, on_progress=on_progress)
-        except IndexError_ as exc:
+        except IndexProblem as exc:
             self.fail(exc)
         return summary.to_json() | {"line": summary.line()}
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from mmsearch.engine import IndexError_
+from mmsearch.engine import IndexProblem
 from mmsearch.index import Hit
 from mmsearch.search import Query, QueryError, Searcher
 from mmsearch.where import WhereError
@@ -45,7 +45,7 @@ class CatalogHandlers(AppHandlers):
             return self.gallery(self.searcher.search(Query.of(
                 texts=[text or ""], images=images, like=liked or [], dislike=disliked or [],
                 where=where or "", min_score=float(min_score) or None), int(k)))
-        except (QueryError, WhereError, IndexError_) as exc:
+        except (QueryError, WhereError, IndexProblem) as exc:
             self.fail(exc)
 
     def search_text(self, text: str, k: float):
@@ -81,7 +81,7 @@ class CatalogHandlers(AppHandlers):
                                              progress=False, on_progress=on_progress,
                                              picture_roots=(os.path.dirname(f),
                                                             *self.indexing.roots))
-                except (IndexError_, ValueError) as exc:
+                except (IndexProblem, ValueError) as exc:
                     failed.append(exc)
                     lines.append(self.public(exc))
                     continue

@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from mmsearch.encoder import ModelLoadError
-    from mmsearch.engine import IndexError_
+    from mmsearch.engine import IndexProblem
     from mmsearch.search import QueryError
 
     try:
         return COMMANDS[args.command](args)
-    except (IndexError_, ModelLoadError, QueryError, ValueError) as exc:
+    except (IndexProblem, ModelLoadError, QueryError, ValueError) as exc:
         print(f"mmsearch: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -53,8 +53,8 @@ def cmd_demo(args) -> int:
 
 def cmd_serve_index(args) -> int:
     from mmsearch.config import IndexLocation
-    from mmsearch.engine import IndexInUseError, check_embedded_path, embedded_engine, \
-        embedded_in_use, quiet_backend_logs
+    from mmsearch.engine import (IndexInUseError, check_embedded_path, embedded_engine,
+                                 embedded_in_use, is_lock_failure, quiet_backend_logs)
 
     location = IndexLocation.resolve(db=args.data_dir)
     if not location.is_embedded:  # $MMSEARCH_URI is set: that index is served already
@@ -85,7 +85,7 @@ def cmd_serve_index(args) -> int:
         run_server(str(data_dir), host=args.host, port=args.port)
     except Exception as exc:  # the directory lock, a port in use: one line, not a traceback
         text = str(exc)
-        if "lock" in text.lower() or "Open local milvus failed" in text:
+        if is_lock_failure(text):
             raise in_use from None
         raise ValueError(f"cannot serve {data_dir} on port {args.port}: {text}") from None
     return 0
