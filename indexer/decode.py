@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass
 from typing import Callable
 
-from mmsearch.images import BadPicture, open_image
+from mmsearch.images import BadPicture, header_facts, open_image
 from mmsearch.items import content_hash
 
 
@@ -25,6 +25,8 @@ class Picture:
     height: int = 0
     taken: float = 0.0
     pixels: object = None  # preprocessed tensor; None when the content was unchanged
+    camera: str = ""       # EXIF make and model
+    gps: tuple[float, float] | None = None  # EXIF latitude, longitude
 
 
 def read_picture(path: str, preprocess: Callable, draft_size: int,
@@ -48,10 +50,23 @@ def read_picture(path: str, preprocess: Callable, draft_size: int,
         raise BadPicture("empty file")
     digest = content_hash(data)
     picture = Picture(path, len(data), st.st_mtime, digest, taken=st.st_mtime)
-    if digest == known_hash:
+    if digest == known_hash:  # the same picture: its header only, for the EXIF facts
+        picture.camera, picture.gps = header_facts(data)
         return picture
     decoded = open_image(data, path, draft_size)
+    picture.camera, picture.gps = decoded.camera, decoded.gps
     picture.width, picture.height = decoded.width, decoded.height
     picture.taken = decoded.taken or st.st_mtime
     picture.pixels = preprocess(decoded.image)
     return picture
+
+
+def read_facts(path: str, known_hash: str | None) -> Picture:
+    """A stored picture whose file did not change (same size and mtime): its file facts and
+    EXIF header only, for the item's text; nothing decoded, the bytes not hashed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise BadPicture("vanished while indexing") from None
+    camera, gps = header_facts(path)
+    return Picture(path, st.st_size, st.st_mtime, known_hash or "", camera=camera, gps=gps)

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from indexer.decode import Picture, read_picture
+from indexer.decode import Picture, read_facts, read_picture
 from indexer.runner import Job, Plan, Summary, run
 from indexer.walk import find_pictures, roots_of
 from mmsearch.config import Shard
@@ -21,6 +21,11 @@ from mmsearch.encoder import Encoder
 from mmsearch.images import BadPicture, enable_heif
 from mmsearch.index import IMAGE_VECTOR, Index
 from mmsearch.items import Item, item_id
+from mmsearch.photo_text import SIGNALS_VERSION, photo_fields
+
+# Job.row of a stored photo whose file is unchanged but whose text is older than
+# SIGNALS_VERSION: its text is derived again, nothing decoded or embedded.
+REFRESH = "refresh"
 
 
 def plan(roots: list[str], index: Index, shard: Shard = Shard()) -> Plan:
@@ -30,7 +35,8 @@ def plan(roots: list[str], index: Index, shard: Shard = Shard()) -> Plan:
     removed: list[str] = []
     unchanged = 0
     for root in roots:
-        rows = index.rows_under(root) if os.path.isdir(root) else index.get([root]).values()
+        rows = index.rows_under(root) if os.path.isdir(root) else \
+            index.get([root], ("size", "mtime", "hash", "fields")).values()
         known = {r["path"]: r for r in rows if shard.owns(item_id(r["path"]))}
         for path in find_pictures(root):
             if not shard.owns(item_id(path)):
@@ -40,8 +46,11 @@ def plan(roots: list[str], index: Index, shard: Shard = Shard()) -> Plan:
                 st = os.stat(path)
             except OSError:
                 continue  # vanished between listing and stat: it is simply not there
-            if row and row["size"] == st.st_size and row["mtime"] == st.st_mtime:
+            same = bool(row) and row["size"] == st.st_size and row["mtime"] == st.st_mtime
+            if same and (row.get("fields") or {}).get("signals") == SIGNALS_VERSION:
                 unchanged += 1
+            elif same:
+                jobs.append(Job(path, path, row["hash"], known=True, row=REFRESH))
             else:
                 jobs.append(Job(path, path, row["hash"] if row else None, known=row is not None))
         removed.extend(known)
@@ -79,7 +88,14 @@ class FolderImport:
         return self._decode
 
     def read(self, job: Job) -> Picture:
+        if job.row == REFRESH:
+            return read_facts(job.path, job.known_hash)
         return read_picture(job.path, *self._decoding(), job.known_hash)
+
+    def root_of(self, path: str) -> str:
+        """The indexed folder (or file) `path` was found under: its words start there."""
+        inside = [r for r in self.roots if path == r or path.startswith(r.rstrip(os.sep) + os.sep)]
+        return max(inside, key=len) if inside else os.path.dirname(path)
 
     def items(self, batch: list[tuple[Job, Picture]]) -> list[Item]:
         fresh = [p for _, p in batch if p.pixels is not None]
@@ -89,7 +105,7 @@ class FolderImport:
             import torch  # here: a re-scan with nothing new never imports it (3 s)
 
             vectors = self.encoder.encode_pixels(torch.stack([p.pixels for p in fresh]))
-            items += [_item(p, v) for p, v in zip(fresh, vectors)]
+            items += [self._item(p, v) for p, v in zip(fresh, vectors)]
         if touched:
             # Same content, new mtime (copied, touched): keep the vector, refresh the row.
             old = self.index.get([p.path for p in touched],
@@ -98,8 +114,14 @@ class FolderImport:
                 if p.path in old:
                     p.width, p.height = old[p.path]["width"], old[p.path]["height"]
                     p.taken = old[p.path]["taken"]
-                    items.append(_item(p, np.asarray(old[p.path][IMAGE_VECTOR], np.float32)))
+                    items.append(self._item(p, np.asarray(old[p.path][IMAGE_VECTOR],
+                                                          np.float32)))
         return items
+
+    def _item(self, p: Picture, vector: np.ndarray) -> Item:
+        return Item(path=p.path, size=p.size, mtime=p.mtime, hash=p.hash, width=p.width,
+                    height=p.height, taken=p.taken, image_vector=vector,
+                    fields=photo_fields(p.path, self.root_of(p.path), p.camera, p.gps))
 
     @staticmethod
     def outcome(job: Job, picture: Picture) -> str:
@@ -122,8 +144,3 @@ def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size
     read (the app's progress bar)."""
     return run(FolderImport(paths, encoder, shard), index, batch_size=batch_size,
                workers=workers, progress=progress, on_progress=on_progress)
-
-
-def _item(p: Picture, vector: np.ndarray) -> Item:
-    return Item(path=p.path, size=p.size, mtime=p.mtime, hash=p.hash, width=p.width,
-                height=p.height, taken=p.taken, image_vector=vector)

@@ -12,6 +12,8 @@ weight tried, so text queries leave them out; "text" mode and recommendations us
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mmsearch.index import IMAGE_VECTOR, SPARSE, TEXT_VECTOR, Hit, Index
 
 SIGNALS = (IMAGE_VECTOR, TEXT_VECTOR, SPARSE)
@@ -22,6 +24,8 @@ LEXICAL_MAX = 0.9
 SHARPNESS = 7
 PROBE_LEXICAL, PROBE_PICTURE = 20, 50
 CANDIDATES = 1000  # per signal before fusion: exact fusion up to this many items
+# A signal "carried" a result (its `matched`) when it gave at least this share of its score.
+CARRIED = 0.2
 
 
 def weights_for(index: Index, words: str, picture, expr: str, mode: str,
@@ -34,10 +38,15 @@ def weights_for(index: Index, words: str, picture, expr: str, mode: str,
         return (1.0, 0.0, 0.0)
     if not_only_words:  # an example picture or liked items lead; words refine
         return (0.6, 0.2, 0.2) if words else (0.8, 0.2, 0.0)
+    if not words:
+        return (1.0, 0.0, 0.0)
     lexical = [key for key, _ in index.ranked_keys(SPARSE, words, PROBE_LEXICAL, expr)]
     if not lexical:
         return (1.0, 0.0, 0.0)  # no word of the query is in any item's text
-    looks = {key for key, _ in index.ranked_keys(IMAGE_VECTOR, picture, PROBE_PICTURE, expr)}
+    # at most a sixth of the index (the catalogue's 50 of 300): in a small index the pictures'
+    # top 50 would hold every item, and agreement would mean nothing
+    probe = max(1, min(PROBE_PICTURE, index._rows_now() // 6))
+    looks = {key for key, _ in index.ranked_keys(IMAGE_VECTOR, picture, probe, expr)}
     agreement = len(set(lexical) & looks) / len(lexical)
     bm25 = LEXICAL_MAX * (1.0 - agreement) ** SHARPNESS
     return (1.0 - bm25, 0.0, bm25)
@@ -55,19 +64,27 @@ def fuse(index: Index, requests: list[tuple[str, object]], k: int, expr: str = "
     4 of 10 right, as pictures alone), and the engines normalise differently (3.x min-max,
     Milvus 2.5 arctan), so one index would rank differently on each."""
     limit = max(k, CANDIDATES)
-    fused: dict[str, float] = {}
+    parts: dict[str, dict[str, float]] = {}  # key -> signal -> what it added
     for n, (anns_field, data) in enumerate(requests):
         hits = index.ranked_keys(anns_field, data, limit, expr)
         if weights is None:
             for rank, (key, _) in enumerate(hits, 1):
-                fused[key] = fused.get(key, 0.0) + 1.0 / (60 + rank)
+                parts.setdefault(key, {})[anns_field] = 1.0 / (60 + rank)
             continue
         lo, hi = (min(d for _, d in hits), max(d for _, d in hits)) if hits else (0, 0)
         if anns_field == SPARSE:
             lo, hi = 0.0, 1.0
         for key, d in hits:
             norm = (d - lo) / (hi - lo) if hi > lo else 1.0
-            fused[key] = fused.get(key, 0.0) + weights[n] * norm
+            parts.setdefault(key, {})[anns_field] = weights[n] * norm
+    fused = {key: sum(added.values()) for key, added in parts.items()}
     top = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
     stored = index.get([key for key, _ in top], fields=("title", "fields", "hash"))
-    return [Hit.of(row, score) for key, score in top for row in [stored.get(key)] if row]
+    return [replace(Hit.of(row, score), matched=carried(parts[key], score))
+            for key, score in top for row in [stored.get(key)] if row]
+
+
+def carried(added: dict[str, float], total: float) -> tuple[str, ...]:
+    """The signals that gave at least CARRIED of an item's fused score, in SIGNALS order."""
+    return tuple(s for s in SIGNALS if added.get(s, 0.0) > 0 and
+                 added[s] >= CARRIED * total)

@@ -20,6 +20,8 @@ EXIF_IFD = 0x8769
 DATETIME_ORIGINAL = 36867
 DATETIME = 306
 ORIENTATION = 0x0112
+MAKE, MODEL = 0x010F, 0x0110
+GPS_IFD = 0x8825
 
 
 class BadPicture(Exception):
@@ -49,6 +51,8 @@ class Decoded(NamedTuple):
     width: int  # full size, upright
     height: int
     taken: float | None  # EXIF capture time, if any
+    camera: str = ""     # EXIF make and model ("Apple iPhone 13")
+    gps: tuple[float, float] | None = None  # EXIF latitude, longitude in degrees
 
 
 # Formats a picture may be in. Pillow would otherwise pick any of its ~40 decoders by the
@@ -81,11 +85,11 @@ def open_image(data: bytes, path: str = "", draft_size: int = 448,
                                  f"up to {max_pixels // 1_000_000} megapixels)")
             if image.getexif().get(ORIENTATION) in (5, 6, 7, 8):
                 width, height = height, width
-            taken = exif_time(image)
+            taken, camera, gps = exif_time(image), exif_camera(image), exif_gps(image)
             image.draft("RGB", (draft_size, draft_size))  # JPEG: decode at 1/2..1/8 scale
             image.load()
             image = ImageOps.exif_transpose(image)
-            return Decoded(to_rgb(image), width, height, taken)
+            return Decoded(to_rgb(image), width, height, taken, camera, gps)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadPicture("too many pixels (possible decompression bomb)") from None
     except BadPicture:
@@ -127,6 +131,46 @@ def exif_time(image: Image.Image) -> float | None:
         return time.mktime(time.strptime(str(value).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S"))
     except Exception:
         return None  # missing or malformed dates are common and harmless
+
+
+def header_facts(source) -> tuple[str, tuple[float, float] | None]:
+    """(camera, gps) from a picture's header (a path or its bytes), no pixel decoded; ("",
+    None) for anything unreadable."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source,
+                        formats=formats()) as image:
+            return exif_camera(image), exif_gps(image)
+    except Exception:
+        return "", None
+
+
+def exif_camera(image: Image.Image) -> str:
+    """The camera's make and model from EXIF, "" when absent."""
+    from mmsearch.photo_text import camera_text
+
+    try:
+        exif = image.getexif()
+        return camera_text(str(exif.get(MAKE) or ""), str(exif.get(MODEL) or ""))[:200]
+    except Exception:
+        return ""
+
+
+def exif_gps(image: Image.Image) -> tuple[float, float] | None:
+    """(latitude, longitude) in degrees from EXIF GPS, None when absent or malformed."""
+    try:
+        gps = image.getexif().get_ifd(GPS_IFD)
+        lat, lon = _degrees(gps[2], gps.get(1, "N")), _degrees(gps[4], gps.get(3, "E"))
+    except Exception:
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat, lon) == (0.0, 0.0):
+        return None  # (0, 0) is what some cameras write when they have no fix
+    return round(lat, 6), round(lon, 6)
+
+
+def _degrees(dms, ref) -> float:
+    d, m, s = (float(x) for x in dms)
+    value = d + m / 60 + s / 3600
+    return -value if str(ref).strip("\x00 ").upper() in ("S", "W") else value
 
 
 def _short(exc: BaseException) -> str:

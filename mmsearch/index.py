@@ -48,6 +48,8 @@ class Hit:
     title: str = ""
     fields: dict = field(default_factory=dict, compare=False)
     hash: str = ""
+    matched: tuple[str, ...] = ()  # which signals carried it (mmsearch.search.MATCHED)
+    snippet: str = ""              # the matched words' text, shortened
 
     def __post_init__(self):
         if not self.key:
@@ -57,9 +59,14 @@ class Hit:
         """The JSON the CLI and the API give: a photo is its path and score; a product also
         its id, title and fields."""
         if kind == "catalog":
-            return {"id": self.key, "title": self.title, "path": self.path,
-                    "score": round(float(self.score), 6), "fields": self.fields}
-        return {"path": self.path, "score": round(float(self.score), 6)}
+            out = {"id": self.key, "title": self.title, "path": self.path,
+                   "score": round(float(self.score), 6), "fields": self.fields}
+        else:
+            out = {"path": self.path, "score": round(float(self.score), 6)}
+        out["matched"] = list(self.matched)
+        if self.snippet:
+            out["text"] = self.snippet
+        return out
 
     @classmethod
     def of(cls, entity: dict, score: float) -> "Hit":
@@ -270,8 +277,8 @@ class Index:
             self.__dict__.pop("_rows_seen", None)
 
     def rows_under(self, folder: str) -> Iterator[dict]:
-        """path, size, mtime and hash of every indexed picture under `folder`."""
-        return self.iter_rows(("path", "size", "mtime", "hash"), under_folder(folder))
+        """path, size, mtime, hash and fields of every indexed picture under `folder`."""
+        return self.iter_rows(("path", "size", "mtime", "hash", "fields"), under_folder(folder))
 
     def rows_from(self, source: str, fields: Iterable[str]) -> dict[str, dict]:
         """The given fields of the items that came from the catalogue file `source`, by key."""

@@ -15,7 +15,8 @@ CLI and the app both go through `Searcher`, so they rank identically.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,31 @@ def load_query_image(source: str | Path | bytes | Image.Image,
         raise QueryError(f"{label} cannot be used: {exc}") from None
 
 
+# What `matched` may hold (the JSON contract): folders' items, then catalogues'.
+MATCHED = {"folder": ("picture", "words", "name", "place", "camera"),
+           "catalog": ("picture", "title", "fields")}
+SNIPPET = 80
+# Item fields whose words a folder's BM25 text holds, by the signal name they answer to.
+PHOTO_TEXT = {"words": ("words",), "name": ("name", "folders"), "place": ("place",),
+              "camera": ("camera",)}
+_WORD = re.compile(r"\w+")
+
+
+def lexical_matches(hit: Hit, words: str, catalog: bool) -> list[tuple[str, str]]:
+    """(signal name, the text it matched) for each text of the hit holding a query word;
+    BM25 said it matched, this says where (on the same lower-cased word pieces)."""
+    asked = set(_WORD.findall(words.lower()))
+    if catalog:
+        texts = [("title", "title", hit.title)] + [
+            ("fields", key, value) for key, value in hit.fields.items() if isinstance(value, str)]
+    else:
+        texts = [(name, key, hit.fields.get(key)) for name, keys in PHOTO_TEXT.items()
+                 for key in keys if isinstance(hit.fields.get(key), str)]
+    found = [(name, text if name in ("title", "words") else f"{key}: {text}")
+             for name, key, text in texts if asked & set(_WORD.findall(text.lower()))]
+    return found or [("title" if catalog else "name", "")]
+
+
 class Searcher:
     """An open index plus the encoder of the model it was built with: runs a Query.
 
@@ -150,8 +176,7 @@ class Searcher:
         self.encoder = encoder or Encoder(index.model)
 
     @property
-    def hybrid(self) -> bool:
-        """Whether the index's items have text to search (catalogues, for now)."""
+    def catalog(self) -> bool:
         return self.index.kind == "catalog"
 
     def warm(self) -> "Searcher":
@@ -161,7 +186,7 @@ class Searcher:
         return self
 
     def _empty(self) -> QueryError:
-        if self.hybrid:
+        if self.catalog:
             return QueryError("empty query: type some words, give an example picture or --like "
                               "an item")
         return QueryError("empty query: type some words or give an example picture (what to "
@@ -175,7 +200,7 @@ class Searcher:
         stored = self.index.get(keys, fields)
         for key in keys:
             if key not in stored:
-                if self.hybrid:
+                if self.catalog:
                     raise QueryError(f"no item with id {brief(key)} in the catalogue")
                 raise QueryError(f"{brief(key, 200) if key else 'that picture'} "
                                  "is not in the index")
@@ -220,11 +245,7 @@ class Searcher:
     def search(self, query: Query, k: int = 20) -> list[Hit]:
         if query.mode not in MODES:
             raise QueryError(f"mode must be one of {', '.join(MODES)}")
-        expr = self.expression(query)
-        if not self.hybrid:
-            hits = self.index.search(self.vector(query), k=k, filter=expr)
-        else:
-            hits = self._hybrid(query, k, expr)
+        hits = self._hybrid(query, k, self.expression(query))
         if query.min_score is not None:
             hits = [h for h in hits if h.score >= query.min_score]
         return hits
@@ -249,8 +270,29 @@ class Searcher:
         if not requests:
             raise QueryError(f"nothing to search in {query.mode} mode for this query")
         if len(requests) == 1:
-            return self.index.search_many([requests[0][1]], k, expr, requests[0][0])[0]
-        return fusion.fuse(self.index, requests, k, expr, None if rrf else tuple(request_weights))
+            field, data = requests[0]
+            hits = [replace(h, matched=(field,))
+                    for h in self.index.search_many([data], k, expr, field)[0]]
+        else:
+            hits = fusion.fuse(self.index, requests, k, expr,
+                               None if rrf else tuple(request_weights))
+        return [self._explained(h, words) for h in hits]
+
+    def _explained(self, hit: Hit, words: str) -> Hit:
+        """The hit with `matched` in the documented names (MATCHED) and, when words matched,
+        a snippet of the text they matched in."""
+        names: list[str] = []
+        snippet = ""
+        for signal in hit.matched:
+            if signal == IMAGE_VECTOR:
+                names.append("picture")
+            elif signal == TEXT_VECTOR:
+                names.append("title")
+            else:
+                found = lexical_matches(hit, words, self.catalog)
+                names += [name for name, _ in found]
+                snippet = snippet or next((text for _, text in found), "")
+        return replace(hit, matched=tuple(dict.fromkeys(names)), snippet=snippet[:SNIPPET])
 
     def search_text(self, text: str, k: int = 20, **kwargs) -> list[Hit]:
         return self.search(Query.of(texts=[text or ""], **kwargs), k)

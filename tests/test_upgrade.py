@@ -37,8 +37,9 @@ def _meta(client, spec, dim: int, kind: str) -> None:
                          {"key": "roots", "value": json.dumps(["/old"]), "dummy": [0.0, 0.0]}])
 
 
-def old_folder_index(db, encoder, files) -> list[str]:
-    """A schema-1 folder index of `files` (their real vectors); returns their paths."""
+def old_folder_index(db, encoder, files, real_facts: bool = False) -> list[str]:
+    """A schema-1 folder index of `files` (their real vectors; their real size and mtime
+    with `real_facts`, else made-up ones); returns their paths."""
     from pymilvus import DataType, MilvusClient
 
     client = connect(IndexLocation.resolve(db=db))
@@ -59,8 +60,11 @@ def old_folder_index(db, encoder, files) -> list[str]:
     client.create_collection("images", schema=s, index_params=p)
     vectors = encoder.encode_images([Image.open(f).convert("RGB") for f in files])
     paths = [str(f) for f in files]
+    facts = [(os.path.getsize(p), os.path.getmtime(p)) if real_facts else (100 + i, 1.5)
+             for i, p in enumerate(paths)]
     client.insert("images", [{"id": i, "path": path, "folder": os.path.dirname(path),
-                              "size": 100 + i, "mtime": 1.5, "taken": 2.5, "hash": f"h{i}",
+                              "size": facts[i][0], "mtime": facts[i][1], "taken": 2.5,
+                              "hash": f"h{i}",
                               "width": 32, "height": 32, "vector": v.tolist()}
                              for i, (path, v) in enumerate(zip(paths, vectors))])
     client.close()

@@ -30,7 +30,16 @@ MAX_GROUPS = 30  # groups drawn in the Duplicates tab; the count says how many t
 
 
 def caption(hit: Hit) -> str:
-    return f"{hit.score:.3f} · {os.path.basename(hit.path)}"
+    return f"{hit.score:.3f} · {os.path.basename(hit.path)}{why(hit)}"
+
+
+def why(hit: Hit) -> str:
+    """" · name: bali sunset" when more than the picture carried a result (what the words
+    matched), else ""."""
+    matched = [m for m in hit.matched if m != "picture"]
+    if not matched:
+        return ""
+    return f" · {hit.snippet or ', '.join(matched)}"
 
 
 def human_bytes(n: int | None) -> str:

@@ -12,7 +12,7 @@ from mmsearch.engine import IndexProblem
 from mmsearch.index import Hit
 from mmsearch.search import Query, QueryError, Searcher
 from mmsearch.where import WhereError
-from ui.handlers import AppHandlers
+from ui.handlers import AppHandlers, why
 from ui.security import PathRefused
 from ui.widgets import (mark, on_select, query_form, results_gallery, script_endpoints,
                         selection_row)
@@ -28,7 +28,7 @@ def price_text(value) -> str:
 def product_caption(p: Hit) -> str:
     price = p.fields.get("price")
     return " · ".join([f"{p.score:.3f}", p.title or p.key,
-                       *([price_text(price)] if price is not None else [])])
+                       *([price_text(price)] if price is not None else [])]) + why(p)
 
 
 class CatalogHandlers(AppHandlers):

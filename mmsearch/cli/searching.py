@@ -57,11 +57,12 @@ def cmd_search(args) -> int:
         print(f"{'rank':>4}  {'score':>6}  {'id':<12}  {'price':>10}  title")
         for rank, h in enumerate(results, 1):
             price = h["fields"].get("price", "")
-            print(f"{rank:>4}  {h['score']:6.3f}  {h['id']:<12}  {price!s:>10}  {h['title']}")
+            print(f"{rank:>4}  {h['score']:6.3f}  {h['id']:<12}  {price!s:>10}  {h['title']}"
+                  f"{why(h)}")
     else:
         print(f"{'rank':>4}  {'score':>6}  path")
         for rank, h in enumerate(results, 1):
-            print(f"{rank:>4}  {h['score']:6.3f}  {h['path']}")
+            print(f"{rank:>4}  {h['score']:6.3f}  {h['path']}{why(h)}")
     return 0
 
 
@@ -109,3 +110,11 @@ class _Member:
 
     def to_json(self) -> dict:
         return {"path": self.path, "score": self.score}
+
+
+def why(hit: dict) -> str:
+    """"  (name: bali sunset)" when more than the picture carried a result, else ""."""
+    matched = [m for m in hit.get("matched", []) if m != "picture"]
+    if not matched:
+        return ""
+    return f"  ({hit.get('text') or ', '.join(matched)})"

@@ -1,0 +1,114 @@
+"""A photo's own words as a search signal (issue 16, first part): its file and folder names and
+its camera, stored as the item's text, searched with BM25 beside the picture vector, and each
+result saying which signal carried it. Real pictures with real EXIF written by Pillow, the real
+model, a real Milvus Lite index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from conftest import demo_files
+from indexer.pipeline import index_paths
+from mmsearch.photo_text import SIGNALS_VERSION, camera_text, name_fields, words_of
+from mmsearch.search import MATCHED, Query, Searcher
+from mmsearch.stores import open_index
+from mmsearch.config import IndexLocation
+from test_upgrade import old_folder_index
+
+
+def test_names_keep_the_words_a_person_would_type():
+    assert words_of("IMG_2024_bali-sunset") == ["bali", "sunset"]
+    assert words_of("BaliSunset2019") == ["bali", "sunset"]
+    assert words_of("PXL_20230101_123456789.MP") == []
+    assert words_of("Café_de_Flore") == ["café", "de", "flore"]
+    assert camera_text("Canon", "Canon EOS R6") == "Canon EOS R6"
+    assert camera_text("Apple\x00", "iPhone 13") == "Apple iPhone 13"
+
+
+def test_folder_words_start_at_the_indexed_folder(tmp_path):
+    root = tmp_path / "Pictures"
+    (root / "Liburan" / "Lombok").mkdir(parents=True)
+    picture = root / "Liburan" / "Lombok" / "IMG_2024_bali-sunset.jpg"
+    assert name_fields(str(picture), str(root)) == {"name": "bali sunset",
+                                                     "folders": "pictures liburan lombok"}
+
+
+def jpeg_with_exif(src, out, make="", model="", gps=None):
+    exif = Image.Exif()
+    if make:
+        exif[0x010F], exif[0x0110] = make, model
+    if gps:
+        exif[0x8825] = gps
+    Image.open(src).convert("RGB").resize((224, 224)).save(out, exif=exif)
+
+
+@pytest.fixture
+def trip(tmp_path):
+    """Twelve demo pictures, two of them in Liburan/Lombok with telling names, one taken with
+    a Canon that has a GPS fix (Yogyakarta)."""
+    root = tmp_path / "Pictures"
+    (root / "Liburan" / "Lombok").mkdir(parents=True)
+    files = demo_files(12)
+    for f in files[:9]:
+        shutil.copy2(f, root / f.name)
+    shutil.copy2(files[9], root / "Liburan" / "Lombok" / "IMG_2024_pantai-senggigi.png")
+    shutil.copy2(files[10], root / "Liburan" / "Lombok" / "IMG_2024_gili-trawangan.png")
+    jpeg_with_exif(files[11], root / "DSC_0042.jpg", "Canon", "Canon EOS R6",
+                   {1: "S", 2: (7.0, 47.0, 30.0), 3: "E", 4: (110.0, 22.0, 0.0)})
+    return root
+
+
+def test_names_folders_and_camera_find_pictures_and_say_why(trip, make_index, encoder):
+    index = make_index()
+    index_paths([str(trip)], index, encoder, progress=False)
+    canon = str(trip / "DSC_0042.jpg")
+    stored = index.get([canon], ("fields",))[canon]["fields"]
+    assert stored["camera"] == "Canon EOS R6" and stored["signals"] == SIGNALS_VERSION
+    assert (stored["lat"], stored["lon"]) == (pytest.approx(-7.791667), pytest.approx(110.366667))
+    searcher = Searcher(index, encoder)
+
+    top = searcher.search(Query.of(texts=["senggigi"]), 3)[0]
+    assert top.path.endswith("IMG_2024_pantai-senggigi.png")
+    assert top.matched[0] == "name" and top.snippet == "name: pantai senggigi"
+    lombok = searcher.search(Query.of(texts=["lombok"]), 2)
+    assert {h.path.rsplit("/", 1)[1] for h in lombok} == {"IMG_2024_pantai-senggigi.png",
+                                                          "IMG_2024_gili-trawangan.png"}
+    assert all("name" in h.matched for h in lombok)
+    camera = searcher.search(Query.of(texts=["canon"]), 1)[0]
+    assert camera.path == canon and camera.matched[0] == "camera"
+    # words no file, folder or camera holds: the picture alone, as before
+    plain = searcher.search(Query.of(texts=["a photo of a sneaker"]), 5)
+    assert all(h.matched == ("picture",) for h in plain)
+    for h in [top, camera, *plain]:
+        assert set(h.matched) <= set(MATCHED["folder"])
+        assert json.loads(json.dumps(h.to_json()))["matched"] == list(h.matched)
+
+
+def test_an_older_index_gets_its_text_without_decoding_or_embedding(tmp_path, encoder,
+                                                                   monkeypatch):
+    folder = tmp_path / "Liburan"
+    folder.mkdir()
+    places = ["senggigi", "kuta", "sanur", "ubud", "lovina", "amed"]
+    files = []
+    for place, f in zip(places, demo_files(6)):
+        files.append(folder / f"pantai_{place}.png")
+        shutil.copy2(f, files[-1])
+    db = tmp_path / "old.db"
+    old_folder_index(db, encoder, files, real_facts=True)  # schema 1: vectors, no text
+    with open_index(IndexLocation.resolve(db=db)) as index:
+        monkeypatch.setattr(type(encoder), "encode_pixels", lambda *a, **k: pytest.fail(
+            "a picture was embedded again"))
+        summary = index_paths([str(folder)], index, encoder, progress=False)
+        assert (summary.added, summary.updated, summary.unchanged) == (0, 0, 6)
+        stored = index.get([str(f) for f in files], ("fields",))
+        assert [stored[str(f)]["fields"]["name"] for f in files] == [f"pantai {p}" for p in places]
+        searcher = Searcher(index, encoder)
+        for place in places:  # each found by its name, whatever the untrained pictures say
+            top = searcher.search(Query.of(texts=[place]), 1)[0]
+            assert top.path.endswith(f"pantai_{place}.png")
+        again = index_paths([str(folder)], index, encoder, progress=False)
+        assert again.unchanged == 6  # and now it is up to date: nothing read at all
