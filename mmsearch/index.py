@@ -124,7 +124,8 @@ class Index:
         if not self.client.has_collection(self.COLLECTION):
             kind = vector_index or vector_index_for(self.location, self.client)
             create_items(self.client, self.dim, kind, VECTOR_INDEX_PARAMS.get(kind, {}),
-                         text_vectors=self.kind == "catalog", create=self._create_collection)
+                         text_vectors=self.kind == "catalog", text_search=self.kind == "catalog",
+                         create=self._create_collection)
 
     def _create_collection(self, name: str, schema, params) -> None:
         """Create a collection; when several indexers (shards) start at once on one server,
@@ -222,6 +223,11 @@ class Index:
         """Whether items carry bit codes and float16 copies (FLAT collections do; a server's
         HNSW does not need them)."""
         return {CODE_FIELD, HALF_FIELD} <= self._fields()
+
+    @property
+    def has_text_search(self) -> bool:
+        """Whether BM25 searches the items' text (catalogues; see items.create_items)."""
+        return SPARSE in self._fields()
 
     @property
     def has_text_vectors(self) -> bool:

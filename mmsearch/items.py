@@ -106,9 +106,13 @@ class Item:
 
 
 def create_items(client, dim: int, vector_index: str, index_params: dict,
-                 text_vectors: bool, create) -> None:
+                 text_vectors: bool, text_search: bool, create) -> None:
     """Create the item collection. `text_vectors`: keep a CLIP vector of each item's text
     (catalogues: titles say what a picture cannot); photos go without, 2 GB less at 1M.
+    `text_search`: BM25 over the text inside this collection (catalogues). Photos keep their
+    words as plain text for now: in Milvus Lite 2.5.1 a BM25 field costs every load 3-5 s per
+    100k rows (measured: open + load at 100k, 3.9 s without it, 7.2 s with it and every text
+    empty, 8.9 s with short texts), which a launch and a fresh `mmsearch search` would pay.
     `create(name, schema, params)` makes the collection (Index._create_collection)."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
@@ -126,18 +130,19 @@ def create_items(client, dim: int, vector_index: str, index_params: dict,
     s.add_field("height", DataType.INT32)
     s.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE)
     s.add_field("description", DataType.VARCHAR, max_length=MAX_TEXT)
-    s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True)
+    s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=text_search)
     s.add_field("text_hash", DataType.VARCHAR, max_length=64)
     s.add_field("fields", DataType.JSON)
     s.add_field("source", DataType.VARCHAR, max_length=MAX_PATH)
     s.add_field(IMAGE_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
-    s.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
-    s.add_function(Function(name="bm25", function_type=FunctionType.BM25,
-                            input_field_names=["text"], output_field_names=[SPARSE]))
     params = client.prepare_index_params()
     params.add_index(IMAGE_VECTOR, index_type=vector_index, metric_type="COSINE",
                      params=index_params)
-    params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    if text_search:
+        s.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
+        s.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                input_field_names=["text"], output_field_names=[SPARSE]))
+        params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
     if text_vectors:
         s.add_field(TEXT_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
         params.add_index(TEXT_VECTOR, index_type=vector_index, metric_type="COSINE",

@@ -253,7 +253,8 @@ class Searcher:
     def _hybrid(self, query: Query, k: int, expr: str) -> list[Hit]:
         picture_parts, text_parts = self._signals(query)
         words = " ".join(p.text.strip() for p in query.parts
-                         if p.text is not None and p.weight > 0)
+                         if p.text is not None and p.weight > 0) \
+            if self.index.has_text_search else ""
         has_image = any(p.image is not None for p in query.parts)
         picture = compose(picture_parts).tolist() \
             if any(w > 0 for _, w in picture_parts) else None
