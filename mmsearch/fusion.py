@@ -79,7 +79,7 @@ def fuse(index: Index, requests: list[tuple[str, object]], k: int, expr: str = "
             parts.setdefault(key, {})[anns_field] = weights[n] * norm
     fused = {key: sum(added.values()) for key, added in parts.items()}
     top = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-    stored = index.get([key for key, _ in top], fields=("title", "fields", "hash"))
+    stored = index.get([key for key, _ in top], fields=index.output)
     return [replace(Hit.of(row, score), matched=carried(parts[key], score))
             for key, score in top for row in [stored.get(key)] if row]
 

@@ -124,8 +124,7 @@ class Index:
         if not self.client.has_collection(self.COLLECTION):
             kind = vector_index or vector_index_for(self.location, self.client)
             create_items(self.client, self.dim, kind, VECTOR_INDEX_PARAMS.get(kind, {}),
-                         text_vectors=self.kind == "catalog", text_search=self.kind == "catalog",
-                         create=self._create_collection)
+                         products=self.kind == "catalog", create=self._create_collection)
 
     def _create_collection(self, name: str, schema, params) -> None:
         """Create a collection; when several indexers (shards) start at once on one server,
@@ -212,7 +211,8 @@ class Index:
         return self._get_meta("last_indexed")
 
     # -- what the collection holds -------------------------------------------------------
-    def _fields(self) -> set[str]:
+    def columns(self) -> set[str]:
+        """The collection's column names (read once): which optional groups it has."""
         if "_field_names" not in self.__dict__:
             described = self.client.describe_collection(self.COLLECTION)
             self._field_names = {f["name"] for f in described.get("fields", [])}
@@ -222,17 +222,22 @@ class Index:
     def has_codes(self) -> bool:
         """Whether items carry bit codes and float16 copies (FLAT collections do; a server's
         HNSW does not need them)."""
-        return {CODE_FIELD, HALF_FIELD} <= self._fields()
+        return {CODE_FIELD, HALF_FIELD} <= self.columns()
+
+    @property
+    def output(self) -> list[str]:
+        """What a search returns of each hit, of the columns this collection has."""
+        return [f for f in OUTPUT if f in self.columns()]
 
     @property
     def has_text_search(self) -> bool:
         """Whether BM25 searches the items' text (catalogues; see items.create_items)."""
-        return SPARSE in self._fields()
+        return SPARSE in self.columns()
 
     @property
     def has_text_vectors(self) -> bool:
         """Whether items keep a CLIP vector of their text (catalogues)."""
-        return TEXT_VECTOR in self._fields()
+        return TEXT_VECTOR in self.columns()
 
     # -- rows ----------------------------------------------------------------------------
     def upsert(self, items: list[Item]) -> None:
@@ -240,8 +245,8 @@ class Index:
         if not items:
             return
         vectors = np.stack([np.asarray(it.image_vector, np.float32) for it in items])
-        texts, codes = self.has_text_vectors, self.has_codes
-        self._write([it.record(v, texts, codes) for it, v in zip(items, vectors)])
+        columns = self.columns()
+        self._write([it.record(v, columns) for it, v in zip(items, vectors)])
         self.__dict__.pop("_rows_seen", None)
 
     def _rows_now(self) -> int:
@@ -308,7 +313,7 @@ class Index:
         found: dict[str, dict] = {}
         for i in range(0, len(ids), PAGE):
             rows = self.client.get(self.COLLECTION, ids=ids[i:i + PAGE],
-                                   output_fields=["key", "path", *fields])
+                                   output_fields=list(dict.fromkeys(["key", "path", *fields])))
             found.update((r["key"], r) for r in rows)
         return found
 
@@ -333,7 +338,7 @@ class Index:
             [np.asarray(v, np.float32).tolist() for v in vectors]
         with self.searching():
             res = self.client.search(self.COLLECTION, data=data, anns_field=anns_field,
-                                     limit=k, filter=filter, output_fields=OUTPUT,
+                                     limit=k, filter=filter, output_fields=self.output,
                                      search_params=self._search_params(anns_field, k))
         return [[Hit.of(h["entity"], h["distance"]) for h in hits] for hits in res]
 
@@ -349,7 +354,7 @@ class Index:
             res = self.client.search(
                 self.COLLECTION, data=coarse.codes(vectors), anns_field=CODE_FIELD,
                 limit=max(coarse.CANDIDATES, k), filter=filter,
-                output_fields=[*OUTPUT, HALF_FIELD],
+                output_fields=[*self.output, HALF_FIELD],
                 search_params={"metric_type": "HAMMING", "params": {}})
         return [[Hit.of(h["entity"], h["distance"]) for h in coarse.rerank(v, list(hits), k)]
                 for v, hits in zip(vectors, res)]

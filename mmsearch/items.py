@@ -36,9 +36,10 @@ MAX_TEXT = 16384
 IMAGE_VECTOR = "image_vector"
 TEXT_VECTOR = "text_vector"
 SPARSE = "sparse"
-# The fields every item row has (and an export/import or upgrade carries), without vectors.
-ROW_FIELDS = ("key", "path", "folder", "size", "mtime", "taken", "hash", "width", "height",
-              "title", "description", "text", "text_hash", "fields", "source")
+# Columns only a catalogue's items have (a photo's would be empty: at 100k rows they cost
+# 1 s of every load, 4.3 s against 3.3 s, and a tenth of the insert rate; bench notes in
+# items.create_items).
+PRODUCT_COLUMNS = ("title", "description", "text_hash", "source")
 
 
 def item_id(key: str) -> int:
@@ -87,33 +88,39 @@ class Item:
         self.key = self.key or self.path
         self.folder = self.folder or os.path.dirname(self.path)
 
-    def record(self, vector: np.ndarray, text_vectors: bool, codes: bool) -> dict:
-        """The row Milvus stores; `vector` is the picture vector as float32."""
+    def record(self, vector: np.ndarray, columns: set[str]) -> dict:
+        """The row Milvus stores in a collection of these `columns`; `vector` is the picture
+        vector as float32."""
         rec = {"id": item_id(self.key), "key": self.key[:MAX_PATH], "path": self.path,
                "folder": self.folder, "size": int(self.size), "mtime": float(self.mtime),
                "taken": float(self.taken), "hash": self.hash, "width": int(self.width),
-               "height": int(self.height), "title": self.title[:MAX_TITLE],
-               "description": self.description[:MAX_TEXT],
+               "height": int(self.height),
                "text": item_text(self.title, self.description, self.fields),
-               "text_hash": text_hash(self.title, self.description, self.fields),
-               "fields": self.fields, "source": self.source[:MAX_PATH],
-               IMAGE_VECTOR: vector.tolist()}
-        if text_vectors:
+               "fields": self.fields, IMAGE_VECTOR: vector.tolist()}
+        if PRODUCT_COLUMNS[0] in columns:
+            rec |= {"title": self.title[:MAX_TITLE], "description": self.description[:MAX_TEXT],
+                    "text_hash": text_hash(self.title, self.description, self.fields),
+                    "source": self.source[:MAX_PATH]}
+        if TEXT_VECTOR in columns:
             rec[TEXT_VECTOR] = np.asarray(self.text_vector, np.float32).tolist()
-        if codes:
+        if CODE_FIELD in columns:
             rec[CODE_FIELD], rec[HALF_FIELD] = coarse.codes(vector)[0], coarse.halves(vector)[0]
         return rec
 
 
-def create_items(client, dim: int, vector_index: str, index_params: dict,
-                 text_vectors: bool, text_search: bool, create) -> None:
-    """Create the item collection. `text_vectors`: keep a CLIP vector of each item's text
-    (catalogues: titles say what a picture cannot); photos go without, 2 GB less at 1M.
-    `text_search`: BM25 over the text inside this collection (catalogues). Photos keep their
-    words as plain text for now: in Milvus Lite 2.5.1 a BM25 field costs every load 3-5 s per
-    100k rows (measured: open + load at 100k, 3.9 s without it, 7.2 s with it and every text
-    empty, 8.9 s with short texts), which a launch and a fresh `mmsearch search` would pay.
-    `create(name, schema, params)` makes the collection (Index._create_collection)."""
+def create_items(client, dim: int, vector_index: str, index_params: dict, products: bool,
+                 create) -> None:
+    """Create the item collection; `create(name, schema, params)` makes it
+    (Index._create_collection). Every item has the picture columns, its text and fields;
+    `products` (a catalogue) adds PRODUCT_COLUMNS, a CLIP vector of each item's text (titles
+    say what a picture cannot; photos go without, 2 GB less at 1M) and BM25 over the text.
+
+    Photos keep their words as plain text for now, because every column is paid for at every
+    load (app launch, a fresh `mmsearch search`). Measured with Milvus Lite 2.5.1, 100k rows
+    of 512-d, open + load + first answer in a fresh process: the schema-1 picture columns
+    2.6-2.9 s; with key, text and fields 3.1-3.4 s; with the product columns too 4.2-4.4 s;
+    with BM25 over the text 7.2 s when every text is empty and 8.9 s with short ones (6.2 s
+    for a plain sparse field). Inserts: 5.5k, 4.3k, 4.0k and 3.6k rows/s."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
@@ -128,22 +135,23 @@ def create_items(client, dim: int, vector_index: str, index_params: dict,
     s.add_field("hash", DataType.VARCHAR, max_length=64)
     s.add_field("width", DataType.INT32)
     s.add_field("height", DataType.INT32)
-    s.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE)
-    s.add_field("description", DataType.VARCHAR, max_length=MAX_TEXT)
-    s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=text_search)
-    s.add_field("text_hash", DataType.VARCHAR, max_length=64)
+    s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=products)
     s.add_field("fields", DataType.JSON)
-    s.add_field("source", DataType.VARCHAR, max_length=MAX_PATH)
+    if products:
+        s.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE)
+        s.add_field("description", DataType.VARCHAR, max_length=MAX_TEXT)
+        s.add_field("text_hash", DataType.VARCHAR, max_length=64)
+        s.add_field("source", DataType.VARCHAR, max_length=MAX_PATH)
     s.add_field(IMAGE_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
     params.add_index(IMAGE_VECTOR, index_type=vector_index, metric_type="COSINE",
                      params=index_params)
-    if text_search:
+    if products:
         s.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
         s.add_function(Function(name="bm25", function_type=FunctionType.BM25,
                                 input_field_names=["text"], output_field_names=[SPARSE]))
         params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-    if text_vectors:
+    if products:
         s.add_field(TEXT_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
         params.add_index(TEXT_VECTOR, index_type=vector_index, metric_type="COSINE",
                          params=index_params)

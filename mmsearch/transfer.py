@@ -61,7 +61,7 @@ def export_index(index: Index, out: str | Path) -> int:
             page: list[dict] = []
 
             def write() -> None:
-                columns = {name: [r[name] for r in page] for name in COLUMNS}
+                columns = {name: [r.get(name, "") for r in page] for name in COLUMNS}
                 columns["fields"] = [json.dumps(f, ensure_ascii=False) for f in columns["fields"]]
                 columns["vector"] = [np.asarray(r[IMAGE_VECTOR], np.float32) for r in page]
                 if texts:
@@ -69,7 +69,8 @@ def export_index(index: Index, out: str | Path) -> int:
                 writer.write_table(pa.table(columns, schema=schema))
                 page.clear()
 
-            for row in index.iter_rows([*COLUMNS, *vectors]):
+            stored = [c for c in COLUMNS if c in index.columns()]  # photos lack product columns
+            for row in index.iter_rows([*stored, *vectors]):
                 page.append(row)
                 count += 1
                 if len(page) >= PAGE:
