@@ -24,7 +24,7 @@ from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, _em
                              searching, vector_index_for, vector_search_params, writing)
 from mmsearch.filters import quote, under_folder
 from mmsearch.items import (IMAGE_VECTOR, ITEMS, SCHEMA_VERSION, SPARSE, TEXT_VECTOR, Item,
-                            create_items, item_id)
+                            add_codes, create_items, item_id)
 
 META = "mmsearch_meta"
 # Rows per insert/query page: large enough to amortise the RPC, small enough for bounded memory.
@@ -246,7 +246,10 @@ class Index:
             return
         vectors = np.stack([np.asarray(it.image_vector, np.float32) for it in items])
         columns = self.columns()
-        self._write([it.record(v, columns) for it, v in zip(items, vectors)])
+        records = [it.record(v, columns) for it, v in zip(items, vectors)]
+        if self.has_codes:
+            add_codes(records, vectors)
+        self._write(records)
         self.__dict__.pop("_rows_seen", None)
 
     def _rows_now(self) -> int:

@@ -90,7 +90,8 @@ class Item:
 
     def record(self, vector: np.ndarray, columns: set[str]) -> dict:
         """The row Milvus stores in a collection of these `columns`; `vector` is the picture
-        vector as float32."""
+        vector as float32. The SimHash codes are not in it: `add_codes` adds them to a whole
+        batch at once (one projection for the batch, not one per row)."""
         rec = {"id": item_id(self.key), "key": self.key[:MAX_PATH], "path": self.path,
                "folder": self.folder, "size": int(self.size), "mtime": float(self.mtime),
                "taken": float(self.taken), "hash": self.hash, "width": int(self.width),
@@ -103,9 +104,13 @@ class Item:
                     "source": self.source[:MAX_PATH]}
         if TEXT_VECTOR in columns:
             rec[TEXT_VECTOR] = np.asarray(self.text_vector, np.float32).tolist()
-        if CODE_FIELD in columns:
-            rec[CODE_FIELD], rec[HALF_FIELD] = coarse.codes(vector)[0], coarse.halves(vector)[0]
         return rec
+
+
+def add_codes(records: list[dict], vectors: np.ndarray) -> None:
+    """Give each record the bit code and float16 copy of its vector (rows of `vectors`)."""
+    for rec, code, half in zip(records, coarse.codes(vectors), coarse.halves(vectors)):
+        rec[CODE_FIELD], rec[HALF_FIELD] = code, half
 
 
 def create_items(client, dim: int, vector_index: str, index_params: dict, products: bool,
