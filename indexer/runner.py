@@ -108,13 +108,12 @@ def decode_ahead(jobs: list[Job], read: Callable[[Job], Picture], workers: int,
                 yield job, exc
 
 
-def run(importer: Importer, index: Index, summary: Summary | None = None, *,
-        batch_size: int = 32, workers: int | None = None, progress: bool = True,
+def run(importer: Importer, index: Index, *, batch_size: int = 32, workers: int | None = None, progress: bool = True,
         on_progress: Callable[[int, int], None] | None = None) -> Summary:
     """Plan, then read, map and write every job of `importer` into `index`."""
     from tqdm import tqdm
 
-    summary = summary if summary is not None else Summary()
+    summary = Summary()
     work = importer.plan(index, summary)
     index.delete(work.removed)
     summary.removed += len(work.removed)

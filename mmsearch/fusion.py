@@ -45,7 +45,7 @@ def weights_for(index: Index, words: str, picture, expr: str, mode: str,
         return (1.0, 0.0, 0.0)  # no word of the query is in any item's text
     # at most a sixth of the index (the catalogue's 50 of 300): in a small index the pictures'
     # top 50 would hold every item, and agreement would mean nothing
-    probe = max(1, min(PROBE_PICTURE, index._rows_now() // 6))
+    probe = max(1, min(PROBE_PICTURE, index.rows_now() // 6))
     looks = {key for key, _ in index.ranked_keys(IMAGE_VECTOR, picture, probe, expr)}
     agreement = len(set(lexical) & looks) / len(lexical)
     bm25 = LEXICAL_MAX * (1.0 - agreement) ** SHARPNESS

@@ -252,7 +252,7 @@ class Index:
         self._write(records)
         self.__dict__.pop("_rows_seen", None)
 
-    def _rows_now(self) -> int:
+    def rows_now(self) -> int:
         """The row count, asked again at most once a minute (and after each write here)."""
         seen = self.__dict__.get("_rows_seen")
         if seen is None or time.monotonic() - seen[1] > 60:
@@ -335,7 +335,7 @@ class Index:
         k = max(1, min(int(k), 16384))
         if anns_field == IMAGE_VECTOR and self.has_codes and \
                 self.vector_index_type(anns_field) == "FLAT" and \
-                coarse.worth_it(self._rows_now(), k, len(vectors)):
+                coarse.worth_it(self.rows_now(), k, len(vectors)):
             return self._search_by_codes(vectors, k, filter)
         data = list(vectors) if anns_field == SPARSE else \
             [np.asarray(v, np.float32).tolist() for v in vectors]

@@ -192,8 +192,8 @@ class Searcher:
         return QueryError("empty query: type some words or give an example picture (what to "
                           "leave out alone is not a query)")
 
-    def _stored(self, query: Query) -> dict[str, dict]:
-        keys = [p.indexed for p in query.parts if p.indexed is not None]
+    def _stored(self, keys: list[str]) -> dict[str, dict]:
+        """The stored vectors of the indexed items a query starts from, by key."""
         if not keys:
             return {}
         fields = (IMAGE_VECTOR, TEXT_VECTOR) if self.index.has_text_vectors else (IMAGE_VECTOR,)
@@ -213,13 +213,13 @@ class Searcher:
             raise self._empty()
         texts = [p for p in query.parts if p.text is not None]
         images = [p for p in query.parts if p.image is not None]
-        stored = self._stored(query)
+        indexed = [p for p in query.parts if p.indexed is not None]
+        stored = self._stored([p.indexed for p in indexed])
         words = list(zip(self.encoder.encode_texts([p.text for p in texts]),
                          [p.weight for p in texts])) if texts else []
         pictures = list(zip(self.encoder.encode_images([p.image for p in images]),
                             [p.weight for p in images])) if images else []
         vector = lambda p, name: np.asarray(stored[p.indexed][name], np.float32)  # noqa: E731
-        indexed = [p for p in query.parts if p.indexed is not None]
         picture = words + pictures + [(vector(p, IMAGE_VECTOR), p.weight) for p in indexed]
         text = words + [(vector(p, TEXT_VECTOR), p.weight) for p in indexed] \
             if self.index.has_text_vectors else []
