@@ -115,3 +115,10 @@ def _bytes(value: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except ValueError:
         raise ValueError("a picture must be sent as base64 bytes") from None
+
+
+def why_matched(matched, text: str = "") -> str:
+    """What carried a result besides its picture, in words ("name: bali sunset", or the
+    signal names), or "" when the picture alone did: the CLI table and the app show it."""
+    others = [m for m in matched if m != "picture"]
+    return (text or ", ".join(others)) if others else ""

@@ -19,6 +19,7 @@ from mmsearch.duplicates import default_threshold, find_duplicates
 from mmsearch.filters import Filters, FilterError
 from mmsearch.engine import IndexProblem
 from mmsearch.index import Hit
+from mmsearch.request import why_matched
 from mmsearch.search import NOT_WEIGHT, Part, Query, QueryError, Searcher, feedback_parts
 from mmsearch.thumbnails import Thumbnails
 from ui.security import IndexingPolicy, PathRefused, public_text
@@ -36,10 +37,8 @@ def caption(hit: Hit) -> str:
 def why(hit: Hit) -> str:
     """" · name: bali sunset" when more than the picture carried a result (what the words
     matched), else ""."""
-    matched = [m for m in hit.matched if m != "picture"]
-    if not matched:
-        return ""
-    return f" · {hit.snippet or ', '.join(matched)}"
+    reason = why_matched(hit.matched, hit.snippet)
+    return f" · {reason}" if reason else ""
 
 
 def human_bytes(n: int | None) -> str:

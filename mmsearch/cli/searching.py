@@ -114,7 +114,7 @@ class _Member:
 
 def why(hit: dict) -> str:
     """"  (name: bali sunset)" when more than the picture carried a result, else ""."""
-    matched = [m for m in hit.get("matched", []) if m != "picture"]
-    if not matched:
-        return ""
-    return f"  ({hit.get('text') or ', '.join(matched)})"
+    from mmsearch.request import why_matched
+
+    reason = why_matched(hit.get("matched", []), hit.get("text", ""))
+    return f"  ({reason})" if reason else ""
