@@ -40,7 +40,8 @@ def weights_for(index: Index, words: str, picture, expr: str, mode: str,
         return (0.6, 0.2, 0.2) if words else (0.8, 0.2, 0.0)
     if not words:
         return (1.0, 0.0, 0.0)
-    lexical = [key for key, _ in index.ranked_keys(SPARSE, words, PROBE_LEXICAL, expr)]
+    lexical = [key for key, _ in index.ranked_keys(SPARSE, words, PROBE_LEXICAL, expr,
+                                                   near=picture)]
     if not lexical:
         return (1.0, 0.0, 0.0)  # no word of the query is in any item's text
     # at most a sixth of the index (the catalogue's 50 of 300): in a small index the pictures'
@@ -65,8 +66,11 @@ def fuse(index: Index, requests: list[tuple[str, object]], k: int, expr: str = "
     Milvus 2.5 arctan), so one index would rank differently on each."""
     limit = max(k, CANDIDATES)
     parts: dict[str, dict[str, float]] = {}  # key -> signal -> what it added
+    # a folder's photos that share a text are ordered by how they look (Index.ranked_keys)
+    near = next((data for anns_field, data in requests if anns_field == IMAGE_VECTOR), None)
     for n, (anns_field, data) in enumerate(requests):
-        hits = index.ranked_keys(anns_field, data, limit, expr)
+        hits = index.ranked_keys(anns_field, data, limit, expr,
+                                 near=near if anns_field == SPARSE else None)
         if weights is None:
             for rank, (key, _) in enumerate(hits, 1):
                 parts.setdefault(key, {})[anns_field] = 1.0 / (60 + rank)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -23,8 +22,11 @@ from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, _embedded_opened,
                              searching, vector_index_for, vector_search_params, writing)
 from mmsearch.filters import quote, under_folder
+from mmsearch.hits import OUTPUT, Hit  # noqa: F401 - Hit is imported from here too
 from mmsearch.items import (IMAGE_VECTOR, ITEMS, SCHEMA_VERSION, SPARSE, TEXT_VECTOR, Item,
-                            add_codes, create_items, item_id)
+                            add_codes, create_items, create_meta, item_id)
+from mmsearch import words as photo_words
+from mmsearch.words import WORDS
 
 META = "mmsearch_meta"
 # Rows per insert/query page: large enough to amortise the RPC, small enough for bounded memory.
@@ -34,46 +36,6 @@ PAGE = 1000
 # A write the engine fails (Milvus Lite 2.5.1 on a full disk answers UNKNOWN) is retried this
 # many times, not pymilvus's 75 (~3 minutes of back-off before the one line).
 WRITE_RETRIES = 3
-# What a search returns of each hit.
-OUTPUT = ["key", "path", "title", "fields", "hash"]
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One found item: a photo (its key is its path) or a product (its key is its id)."""
-
-    path: str
-    score: float
-    key: str = ""
-    title: str = ""
-    fields: dict = field(default_factory=dict, compare=False)
-    hash: str = ""
-    matched: tuple[str, ...] = ()  # which signals carried it (mmsearch.search.MATCHED)
-    snippet: str = ""              # the matched words' text, shortened
-
-    def __post_init__(self):
-        if not self.key:
-            object.__setattr__(self, "key", self.path)
-
-    def to_json(self, kind: str = "folder") -> dict:
-        """The JSON the CLI and the API give: a photo is its path and score; a product also
-        its id, title and fields."""
-        if kind == "catalog":
-            out = {"id": self.key, "title": self.title, "path": self.path,
-                   "score": round(float(self.score), 6), "fields": self.fields}
-        else:
-            out = {"path": self.path, "score": round(float(self.score), 6)}
-        out["matched"] = list(self.matched)
-        if self.snippet:
-            out["text"] = self.snippet
-        return out
-
-    @classmethod
-    def of(cls, entity: dict, score: float) -> "Hit":
-        return cls(entity.get("path", ""), float(score), entity.get("key", ""),
-                   entity.get("title", ""), entity.get("fields") or {}, entity.get("hash", ""))
-
-
 class Index:
     """Items in a Milvus collection. Open with `mmsearch.stores.open_index(...)`; close when
     done. `kind` ("folder" or "catalog") is recorded with the model: it says what the items
@@ -108,16 +70,8 @@ class Index:
     def _create(self, vector_index: str | None = None) -> None:
         """Create what is missing: the meta collection first (it names the model), then the
         item collection, so a run killed in between leaves an index the next run finishes."""
-        from pymilvus import DataType, MilvusClient
-
         if not self.client.has_collection(META):
-            meta = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-            meta.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
-            meta.add_field("value", DataType.VARCHAR, max_length=65535)
-            meta.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field
-            mparams = self.client.prepare_index_params()
-            mparams.add_index("dummy", index_type="FLAT", metric_type="L2")
-            self._create_collection(META, meta, mparams)
+            create_meta(self.client, META, self._create_collection)
             self._put_meta("index", {"schema": SCHEMA_VERSION, "model": self.model.to_record(),
                                      "dim": self.dim, "kind": self.kind,
                                      "created": time.time()})
@@ -125,6 +79,13 @@ class Index:
             kind = vector_index or vector_index_for(self.location, self.client)
             create_items(self.client, self.dim, kind, VECTOR_INDEX_PARAMS.get(kind, {}),
                          products=self.kind == "catalog", create=self._create_collection)
+        if self.kind == "folder" and not self.client.has_collection(WORDS):
+            photo_words.create_words(self.client, self._create_collection)
+            self.client.load_collection(self.COLLECTION)  # an index made before photos' words
+            # were searched: its photos' texts are found at once, before any re-index
+            self._write(photo_words.rows_of(
+                r["text"] for r in self.iter_rows(["text"], 'text != ""')), WORDS)
+            self.__dict__.pop("_has_words", None)
 
     def _create_collection(self, name: str, schema, params) -> None:
         """Create a collection; when several indexers (shards) start at once on one server,
@@ -156,6 +117,8 @@ class Index:
         # A reopened collection is "released": load it now, not on the first search.
         self.client.load_collection(self.COLLECTION)
         self.client.load_collection(META)
+        if self.has_words:
+            self.client.load_collection(WORDS)
         try:
             self.flush()  # rows a killed run left in the write-ahead log: make them fast
         except IndexProblem:
@@ -230,9 +193,17 @@ class Index:
         return [f for f in OUTPUT if f in self.columns()]
 
     @property
+    def has_words(self) -> bool:
+        """Whether photos' texts are BM25-searched in a words collection (mmsearch.words)."""
+        if "_has_words" not in self.__dict__:
+            self._has_words = self.kind == "folder" and self.client.has_collection(WORDS)
+        return self._has_words
+
+    @property
     def has_text_search(self) -> bool:
-        """Whether BM25 searches the items' text (catalogues; see items.create_items)."""
-        return SPARSE in self.columns()
+        """Whether BM25 searches the items' text: a catalogue's own column (items.create_items)
+        or a folder's words collection."""
+        return SPARSE in self.columns() or self.has_words
 
     @property
     def has_text_vectors(self) -> bool:
@@ -249,7 +220,10 @@ class Index:
         records = [it.record(v, columns) for it, v in zip(items, vectors)]
         if self.has_codes:
             add_codes(records, vectors)
-        self._write(records)
+        replaced = self._write(records)
+        if self.has_words:
+            self._write(photo_words.rows_of(r["text"] for r in records), WORDS)
+            self._forget_texts(replaced - {r["text"] for r in records})
         self.__dict__.pop("_rows_seen", None)
 
     def rows_now(self) -> int:
@@ -259,8 +233,9 @@ class Index:
             seen = self.__dict__["_rows_seen"] = (self.count(), time.monotonic())
         return seen[0]
 
-    def _write(self, records: list[dict]) -> None:
-        """Insert or replace rows by their `id`, <= PAGE a call (any --batch-size).
+    def _write(self, records: list[dict], collection: str = ITEMS) -> set[str]:
+        """Insert or replace rows by their `id`, <= PAGE a call (any --batch-size); returns
+        the texts of the photos' rows it replaced (for the words collection).
 
         Rows the collection lacks are inserted and only the others upserted: Milvus Lite
         2.5.1's upsert slows as the collection grows (5.5k rows/s at 50k, 2.1k at 200k, and a
@@ -268,25 +243,39 @@ class Index:
         and asking which of 1,000 ids exist costs 6-20 ms."""
         by_id = {r["id"]: r for r in records}  # the same row twice in one call: the last wins
         records = list(by_id.values())
+        texts = collection == ITEMS and self.has_words
+        replaced: set[str] = set()
         with self._writing():
             for i in range(0, len(records), PAGE):
                 page = records[i:i + PAGE]
-                have = {r["id"] for r in self.client.get(self.COLLECTION,
-                                                         ids=[r["id"] for r in page],
-                                                         output_fields=["id"])}
+                stored = self.client.get(collection, ids=[r["id"] for r in page],
+                                         output_fields=["id", "text"] if texts else ["id"])
+                have = {r["id"] for r in stored}
+                replaced.update(r["text"] for r in stored if texts)
                 new = [r for r in page if r["id"] not in have]
                 old = [r for r in page if r["id"] in have]
                 if new:
-                    self.client.insert(self.COLLECTION, new, retry_times=WRITE_RETRIES)
+                    self.client.insert(collection, new, retry_times=WRITE_RETRIES)
                 if old:
-                    self.client.upsert(self.COLLECTION, old, retry_times=WRITE_RETRIES)
+                    self.client.upsert(collection, old, retry_times=WRITE_RETRIES)
+        return replaced
+
+    def _forget_texts(self, texts: set[str]) -> None:
+        """Drop from the words collection those of `texts` no photo holds any more."""
+        with self._writing():
+            photo_words.forget(self.client, self.COLLECTION, texts, WRITE_RETRIES)
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the items with these keys (photos: their paths)."""
         ids = [item_id(k) for k in keys]
+        texts: set[str] = set()
         with self._writing():
             for i in range(0, len(ids), PAGE):
+                if self.has_words:
+                    texts.update(r["text"] for r in self.client.get(
+                        self.COLLECTION, ids=ids[i:i + PAGE], output_fields=["text"]))
                 self.client.delete(self.COLLECTION, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
+        self._forget_texts(texts)
         if ids:
             self.__dict__.pop("_rows_seen", None)
 
@@ -333,6 +322,10 @@ class Index:
         """The top-k items matching `filter` for each query (vectors, or words for the BM25
         field `sparse`), best first, in one request."""
         k = max(1, min(int(k), 16384))
+        if anns_field == SPARSE and self.has_words:  # a folder's words: ranked photos' rows
+            return [[Hit.of(rows[key], score) for key, score in ranked if key in rows]
+                    for ranked in (self.ranked_keys(SPARSE, w, k, filter) for w in vectors)
+                    for rows in [self.get([key for key, _ in ranked], self.output)]]
         if anns_field == IMAGE_VECTOR and self.has_codes and \
                 self.vector_index_type(anns_field) == "FLAT" and \
                 coarse.worth_it(self.rows_now(), k, len(vectors)):
@@ -362,11 +355,17 @@ class Index:
         return [[Hit.of(h["entity"], h["distance"]) for h in coarse.rerank(v, list(hits), k)]
                 for v, hits in zip(vectors, res)]
 
-    def ranked_keys(self, anns_field: str, data, limit: int, filter: str = ""
+    def ranked_keys(self, anns_field: str, data, limit: int, filter: str = "", near=None
                     ) -> list[tuple[str, float]]:
         """(key, score) of the top `limit` items for one query on one field, best first
         whatever the metric's sign (Milvus Lite 3.x reports BM25 negated): what a fusion of
-        several fields starts from (mmsearch.fusion)."""
+        several fields starts from (mmsearch.fusion). A folder's BM25 (its words collection)
+        orders the photos of one text by their cosine to the picture vector `near`."""
+        if anns_field == SPARSE and self.has_words:
+            with self.searching():
+                return photo_words.ranked_photos(
+                    self.client, self.COLLECTION, data, limit, filter, near,
+                    self._search_params(IMAGE_VECTOR, limit))
         with self.searching():
             res = self.client.search(self.COLLECTION, data=[data], anns_field=anns_field,
                                      limit=limit, filter=filter, output_fields=["key"],

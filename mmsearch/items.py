@@ -166,3 +166,17 @@ def create_items(client, dim: int, vector_index: str, index_params: dict, produc
         s.add_field(HALF_FIELD, DataType.VARCHAR, max_length=coarse.half_chars(dim))
         params.add_index(CODE_FIELD, index_type="BIN_FLAT", metric_type="HAMMING")
     create(ITEMS, s, params)
+
+
+def create_meta(client, name: str, create) -> None:
+    """Create the meta collection: one row per key ("index": the schema, model, dim and kind;
+    "roots", "catalogs", "last_indexed"), its value JSON."""
+    from pymilvus import DataType, MilvusClient
+
+    meta = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    meta.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
+    meta.add_field("value", DataType.VARCHAR, max_length=65535)
+    meta.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs a vector field
+    params = client.prepare_index_params()
+    params.add_index("dummy", index_type="FLAT", metric_type="L2")
+    create(name, meta, params)

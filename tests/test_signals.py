@@ -74,8 +74,8 @@ def test_names_folders_and_camera_are_stored_as_the_photos_text(trip, make_index
         pytest.approx(-7.791667), pytest.approx(110.366667))
     assert stored[beach]["fields"]["name"] == "pantai senggigi"
     assert stored[beach]["text"] == "pantai senggigi pictures liburan lombok"
-    assert not index.has_text_search  # photos' words are not BM25-searched yet (items.py)
-    # a folder search is the picture search, and every result says so
+    assert index.has_text_search  # BM25 over the photos' texts (mmsearch.words)
+    # words no photo's text holds: the picture search alone, and every result says so
     plain = Searcher(index, encoder).search(Query.of(texts=["a photo of a sneaker"]), 5)
     assert len(plain) == 5 and all(h.matched == ("picture",) for h in plain)
     for h in plain:
@@ -103,3 +103,57 @@ def test_an_older_index_gets_its_text_without_decoding_or_embedding(tmp_path, en
         assert [stored[str(f)]["fields"]["name"] for f in files] == [f"pantai {p}" for p in places]
         again = index_paths([str(folder)], index, encoder, progress=False)
         assert again.unchanged == 6  # and now it is up to date: nothing read at all
+
+
+def first_keys(index, encoder, words, k=5):
+    return Searcher(index, encoder).search(Query.of(texts=[words]), k)
+
+
+def test_a_photo_is_found_by_its_name_its_folder_and_its_camera(trip, make_index, encoder):
+    index = make_index()
+    index_paths([str(trip)], index, encoder, progress=False)
+    lombok = trip / "Liburan" / "Lombok"
+    by_name = first_keys(index, encoder, "senggigi")
+    assert by_name[0].path == str(lombok / "IMG_2024_pantai-senggigi.png")
+    assert "name" in by_name[0].matched and by_name[0].snippet == "name: pantai senggigi"
+    assert by_name[0].to_json()["text"] == "name: pantai senggigi"
+    by_folder = first_keys(index, encoder, "lombok")
+    assert {h.path for h in by_folder[:2]} == {str(p) for p in lombok.iterdir()}
+    assert all(h.snippet == "folders: pictures liburan lombok" for h in by_folder[:2])
+    by_camera = first_keys(index, encoder, "canon eos")
+    assert by_camera[0].path == str(trip / "DSC_0042.jpg") and "camera" in by_camera[0].matched
+    # Indonesian and English function words match nothing by themselves
+    assert all(h.matched == ("picture",) for h in first_keys(index, encoder, "di the yang"))
+
+
+def test_a_removed_or_renamed_photo_takes_its_words_with_it(trip, make_index, encoder):
+    from mmsearch.words import WORDS, text_id
+
+    index = make_index()
+    index_paths([str(trip)], index, encoder, progress=False)
+    gili = trip / "Liburan" / "Lombok" / "IMG_2024_gili-trawangan.png"
+    old_text = index.get([str(gili)], ("text",))[str(gili)]["text"]
+    gili.rename(gili.with_name("IMG_2024_pulau-kecil.png"))
+    index_paths([str(trip)], index, encoder, progress=False)
+    assert not index.client.get(WORDS, ids=[text_id(old_text)])  # no photo holds it now
+    assert not [h for h in first_keys(index, encoder, "gili trawangan") if "name" in h.matched]
+    assert first_keys(index, encoder, "pulau kecil")[0].path.endswith("IMG_2024_pulau-kecil.png")
+    # the folder's text is still held by the other Lombok picture: it stays
+    shared = index.get([str(trip / "Liburan" / "Lombok" / "IMG_2024_pantai-senggigi.png")],
+                       ("text",))
+    assert index.client.get(WORDS, ids=[text_id(next(iter(shared.values()))["text"])])
+
+
+def test_an_index_made_before_words_were_searched_finds_them_once_opened(trip, tmp_path,
+                                                                          encoder):
+    from mmsearch.words import WORDS
+
+    db = tmp_path / "before.db"
+    location = IndexLocation.resolve(db=db)
+    with open_index(location, create_model=encoder.spec, dim=encoder.dim) as index:
+        index_paths([str(trip)], index, encoder, progress=False)
+        index.client.drop_collection(WORDS)  # as an index of the previous release was
+    with open_index(location) as index:
+        assert index.has_words
+        assert {h.path for h in first_keys(index, encoder, "lombok")[:2]} == {
+            str(p) for p in (trip / "Liburan" / "Lombok").iterdir()}

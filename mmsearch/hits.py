@@ -1,0 +1,44 @@
+"""A found item, as every search returns it and the CLI and the API print it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# What a search returns of each hit.
+OUTPUT = ["key", "path", "title", "fields", "hash"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One found item: a photo (its key is its path) or a product (its key is its id)."""
+
+    path: str
+    score: float
+    key: str = ""
+    title: str = ""
+    fields: dict = field(default_factory=dict, compare=False)
+    hash: str = ""
+    matched: tuple[str, ...] = ()  # which signals carried it (mmsearch.search.MATCHED)
+    snippet: str = ""              # the matched words' text, shortened
+
+    def __post_init__(self):
+        if not self.key:
+            object.__setattr__(self, "key", self.path)
+
+    def to_json(self, kind: str = "folder") -> dict:
+        """The JSON the CLI and the API give: a photo is its path and score; a product also
+        its id, title and fields."""
+        if kind == "catalog":
+            out = {"id": self.key, "title": self.title, "path": self.path,
+                   "score": round(float(self.score), 6), "fields": self.fields}
+        else:
+            out = {"path": self.path, "score": round(float(self.score), 6)}
+        out["matched"] = list(self.matched)
+        if self.snippet:
+            out["text"] = self.snippet
+        return out
+
+    @classmethod
+    def of(cls, entity: dict, score: float) -> "Hit":
+        return cls(entity.get("path", ""), float(score), entity.get("key", ""),
+                   entity.get("title", ""), entity.get("fields") or {}, entity.get("hash", ""))
