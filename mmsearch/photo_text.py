@@ -1,6 +1,6 @@
-"""What a photo says about itself in words: its file name, its folders, its camera.
+"""What a photo says about itself in words: its file name, its folders, its camera, its place.
 
-These words are a photo's text (`Item.fields`: `name`, `folders`, `camera`), which BM25
+These words are a photo's text (`Item.fields`: `name`, `folders`, `camera`, `place`), which BM25
 indexes beside the picture vector (mmsearch.items.item_text), so "bali sunset" finds
 `Liburan/Lombok/IMG_2024_bali-sunset.jpg` by name and "lombok" by folder, and a search result
 can say which of them matched (mmsearch.search). Camera prefixes, numbers and extensions carry
@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 
+from mmsearch.places import place_of  # light: its data loads on the first photo with GPS
+
 # Tokens cameras, phones and apps put in file names; nobody searches for them.
 NOISE = frozenset({"img", "image", "dsc", "dscn", "dscf", "dcim", "pxl", "mvimg", "vid",
                    "imag", "pict", "photo", "wp", "jpg", "jpeg", "png", "heic", "heif", "webp",
@@ -19,7 +21,7 @@ NOISE = frozenset({"img", "image", "dsc", "dscn", "dscf", "dcim", "pxl", "mvimg"
 # camelCase joins ("BaliSunset" -> Bali Sunset), then runs of letters or of digits.
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _PIECE = re.compile(r"\d+|[^\W\d_]+")
-SIGNAL_FIELDS = ("name", "folders", "camera")
+SIGNAL_FIELDS = ("name", "folders", "camera", "place")
 
 
 def words_of(text: str) -> list[str]:
@@ -60,17 +62,21 @@ def camera_text(make: str | None, model: str | None) -> str:
 
 # The version of what photo_fields derives: a stored photo of an older version (or none, as
 # after the move from schema 1) gets its text again on the next index run, from its path and
-# its header, without its picture being decoded or embedded again.
-SIGNALS_VERSION = 1
+# its header, without its picture being decoded or embedded again. 2: "place" from GPS.
+SIGNALS_VERSION = 2
 
 
 def photo_fields(path: str, root: str, camera: str = "",
                  gps: tuple[float, float] | None = None) -> dict:
-    """A photo's fields: its name and folder words, camera and GPS position."""
+    """A photo's fields: its name and folder words, camera, GPS position and the place
+    there in words (mmsearch.places; none far from any town)."""
     fields = {k: v for k, v in name_fields(path, root).items() if v}
     if camera:
         fields["camera"] = camera
     if gps is not None:
         fields["lat"], fields["lon"] = gps
+        place = place_of(*gps)
+        if place is not None:
+            fields["place"] = place.text
     fields["signals"] = SIGNALS_VERSION
     return fields
