@@ -41,8 +41,11 @@ STOP_WORDS = (
     "dalam", "adalah", "sebuah", "seorang", "para", "oleh", "juga", "akan", "sudah", "tidak",
     "saya", "kami", "kita", "anda", "dia", "mereka", "nya",
 )
+# asciifolding: GeoNames spells places with their accents (Tromsø, Île-de-France) and people
+# type them without.
 ANALYZER = {"tokenizer": "standard",
-            "filter": ["lowercase", {"type": "stop", "stop_words": list(STOP_WORDS)}]}
+            "filter": ["lowercase", "asciifolding",
+                       {"type": "stop", "stop_words": list(STOP_WORDS)}]}
 
 
 def text_id(text: str) -> int:

@@ -122,6 +122,9 @@ def test_a_photo_is_found_by_its_name_its_folder_and_its_camera(trip, make_index
     assert all(h.snippet == "folders: pictures liburan lombok" for h in by_folder[:2])
     by_camera = first_keys(index, encoder, "canon eos")
     assert by_camera[0].path == str(trip / "DSC_0042.jpg") and "camera" in by_camera[0].matched
+    by_place = first_keys(index, encoder, "Yogyakarta")  # from its GPS (mmsearch.places)
+    assert by_place[0].path == str(trip / "DSC_0042.jpg") and "place" in by_place[0].matched
+    assert by_place[0].snippet.startswith("place: Yogyakarta")
     # Indonesian and English function words match nothing by themselves
     assert all(h.matched == ("picture",) for h in first_keys(index, encoder, "di the yang"))
 
