@@ -18,9 +18,10 @@ DEMO_MODEL_DIR = ASSETS_DIR / "model"
 DEMO_PICTURES_DIR = ASSETS_DIR / "demo"
 DEMO_CATALOG = ASSETS_DIR / "catalog" / "products.jsonl"
 
-# A negative query part at full weight cancels most of what two CLIP vectors share (the
-# "photo of something" direction), so `--not` defaults to half weight (measured on the demo:
-# "a dress" without "red" keeps 10/10 dresses at 0.5, turns to boots at 1.0).
+# The weight a `--not` part is given: only its sign counts now, for a search removes what
+# matches it (mmsearch.cutoff); Searcher.vector still sums it, at half weight because a
+# negative part at full weight cancels what two CLIP vectors share ("a dress" without "red"
+# turned to boots at 1.0 on the demo).
 NOT_WEIGHT = 0.5
 
 MAX_QUERY_BYTES = 100 * 2**20  # a query picture file this big is no photo to search by

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # What a search returns of each hit.
-OUTPUT = ["key", "path", "title", "fields", "hash"]
+OUTPUT = ["key", "path", "title", "fields", "hash", "taken"]
 
 
 @dataclass(frozen=True)
@@ -20,19 +20,20 @@ class Hit:
     hash: str = ""
     matched: tuple[str, ...] = ()  # which signals carried it (mmsearch.search.MATCHED)
     snippet: str = ""              # the matched words' text, shortened
+    taken: float = field(default=0.0, compare=False)  # EXIF date, else file time (epoch s)
 
     def __post_init__(self):
         if not self.key:
             object.__setattr__(self, "key", self.path)
 
     def to_json(self, kind: str = "folder") -> dict:
-        """The JSON the CLI and the API give: a photo is its path and score; a product also
-        its id, title and fields."""
+        """The JSON the CLI and the API give: a photo is its path, score and when it was taken;
+        a product its id, title, path, score and fields."""
         if kind == "catalog":
             out = {"id": self.key, "title": self.title, "path": self.path,
                    "score": round(float(self.score), 6), "fields": self.fields}
         else:
-            out = {"path": self.path, "score": round(float(self.score), 6)}
+            out = {"path": self.path, "score": round(float(self.score), 6), "taken": self.taken}
         out["matched"] = list(self.matched)
         if self.snippet:
             out["text"] = self.snippet
@@ -41,4 +42,5 @@ class Hit:
     @classmethod
     def of(cls, entity: dict, score: float) -> "Hit":
         return cls(entity.get("path", ""), float(score), entity.get("key", ""),
-                   entity.get("title", ""), entity.get("fields") or {}, entity.get("hash", ""))
+                   entity.get("title", ""), entity.get("fields") or {}, entity.get("hash", ""),
+                   taken=float(entity.get("taken") or 0.0))

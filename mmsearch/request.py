@@ -46,6 +46,8 @@ class SearchRequest:
     mode: str = "hybrid"
     k: int = 10
     min_score: float | None = None
+    all: bool = False     # every match (mmsearch.cutoff), not the top k
+    sort: str = "score"   # or "date" (newest first)
 
     @staticmethod
     def picture(data: bytes) -> str:
@@ -64,6 +66,17 @@ class SearchRequest:
     def has_picture_filters(self) -> bool:
         return any(getattr(self, f) for f in FILTER_FIELDS)
 
+    def answer(self, searcher) -> dict:
+        """What `--json` and `/api/search` say: {"kind", "results"}, and with `all` also
+        "count" and "capped" (the matches filled all the candidates: there may be more)."""
+        from mmsearch.cutoff import CAP
+
+        results = self.run(searcher)
+        out = {"kind": searcher.index.kind, "results": results}
+        if self.all:
+            out |= {"count": len(results), "capped": len(results) >= max(CAP, self.k)}
+        return out
+
     def run(self, searcher) -> list[dict]:
         """Results as the JSON the CLI prints: [{"path", "score"}] for a folder index,
         [{"id", "title", "path", "score", "fields"}] for a catalogue."""
@@ -72,6 +85,9 @@ class SearchRequest:
         kind = searcher.index.kind
         if kind == "catalog":
             self._check_catalog()
+            if self.sort == "date":
+                raise ValueError("--sort date is for folder indexes: a catalogue's items have "
+                                 "no date")
         elif self.like or self.dislike or self.where or self.mode != "hybrid":
             raise ValueError("--like, --dislike, --where and --mode work on catalogues; this "
                              "is a folder index (see --not, --in and the other filters)")
@@ -98,7 +114,8 @@ class SearchRequest:
         filters = Filters.parse(self.folder, self.since, self.until, self.min_width,
                                 self.min_height, self.orientation)
         return Query(parts, filters=filters, min_score=self.min_score, where=self.where or "",
-                     mode=self.mode, exclude=(*self.like, *self.dislike))
+                     mode=self.mode, exclude=(*self.like, *self.dislike), all=bool(self.all),
+                     sort=self.sort)
 
     def _check_catalog(self) -> None:
         if any(p.kind != "image" for p in self.parts) or self.has_picture_filters \

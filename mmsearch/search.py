@@ -8,6 +8,9 @@ like this"). The query vector is the weighted sum normalised back to unit length
     q = sum(w_i * v_i) / |sum(w_i * v_i)|
 
 and a picture's score is its cosine similarity with q (what Milvus's COSINE metric returns).
+A "without" part (`--not` words or a picture) is not in that sum: it removes what matches it
+in the query's context, and `all` returns every match rather than the top k (both in
+mmsearch.cutoff); `sort="date"` orders the results by when they were taken, newest first.
 Filters restrict the candidates inside Milvus; `min_score` drops results below a cutoff. The
 CLI and the app both go through `Searcher`, so they rank identically.
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmsearch import fusion
+from mmsearch import cutoff, fusion
 from mmsearch.config import NOT_WEIGHT, MAX_QUERY_BYTES  # noqa: F401
 from mmsearch.encoder import Encoder
 from mmsearch.filters import Filters, brief
@@ -36,6 +39,7 @@ from mmsearch.items import item_id
 # query keeps its say.
 LIKE_WEIGHT = 0.75
 DISLIKE_WEIGHT = 0.25
+SORTS = ("score", "date")
 
 
 class QueryError(ValueError):
@@ -69,6 +73,8 @@ class Query:
     exclude: tuple[str, ...] = ()
     weights: tuple[float, float, float] | None = None  # (picture, text vectors, BM25) for a
     # fixed fusion instead of the adaptive one (bench/catalog.py); all zero: RRF
+    all: bool = False     # every match (mmsearch.cutoff.count) of the top CAP, not the top k
+    sort: str = "score"   # or "date": newest first (by `taken`)
 
     @classmethod
     def of(cls, texts=(), images=(), without=(), without_weight: float = NOT_WEIGHT,
@@ -87,6 +93,23 @@ class Query:
     @property
     def empty(self) -> bool:
         return not any(p.weight > 0 for p in self.parts)
+
+    @property
+    def without(self) -> list[Part]:
+        """The parts that remove what matches them (mmsearch.cutoff): words or pictures with a
+        negative weight. Indexed pictures marked "less like this" stay in the vector sum."""
+        return [p for p in self.parts if p.weight < 0 and p.indexed is None]
+
+    def looking_for(self) -> "Query":
+        """The query without its `without` parts, what the candidates are ranked by; a word
+        left out is also taken out of the words looked for ("a red sneaker" without red looks
+        for "a sneaker": the sneakers left after removing the red ones come first, not the
+        next red things)."""
+        gone = {w for p in self.without if p.text for w in _WORD.findall(p.text.lower())}
+        parts = [replace(p, text=" ".join(w for w in p.text.split()
+                                          if not gone & set(_WORD.findall(w.lower()))))
+                 if p.text and gone else p for p in self.parts if p.weight > 0 or p.indexed]
+        return replace(self, parts=[p for p in parts if p.text is None or p.text.strip()])
 
 
 def feedback_parts(liked=(), disliked=()) -> list[Part]:
@@ -243,12 +266,32 @@ class Searcher:
         return terms[0] if len(terms) == 1 else " and ".join(f"({t})" for t in terms)
 
     def search(self, query: Query, k: int = 20) -> list[Hit]:
+        """The top k hits, or with `query.all` every match among the top cutoff.CAP."""
         if query.mode not in MODES:
             raise QueryError(f"mode must be one of {', '.join(MODES)}")
-        hits = self._hybrid(query, k, self.expression(query))
+        if query.sort not in SORTS:
+            raise QueryError(f"sort is score or date, not {brief(str(query.sort))}")
+        expr, plain = self.expression(query), query.looking_for()
+        if plain.empty:
+            raise self._empty()
+        hits = self._hybrid(plain, max(k, cutoff.CAP) if query.all or query.without else k,
+                            expr)
+        gone = cutoff.excluded(self.index, hits, self._contexts(plain, query.without), expr) \
+            if query.without else set()
+        if query.all:
+            hits = hits[:cutoff.count([h.score for h in hits])]
+        hits = [h for h in hits if h.key not in gone][:None if query.all else k]
         if query.min_score is not None:
             hits = [h for h in hits if h.score >= query.min_score]
+        if query.sort == "date":  # stable: equal dates keep the score order
+            hits = sorted(hits, key=lambda h: -h.taken)
         return hits
+
+    def _contexts(self, plain: Query, without: list[Part]) -> list[np.ndarray]:
+        """One vector per `without` part X: the query with X added at full weight ("a dress"
+        + red), the thing to remove (mmsearch.cutoff.excluded)."""
+        return [self.vector(replace(plain, parts=[*plain.parts, replace(p, weight=1.0)]))
+                for p in without]
 
     def _hybrid(self, query: Query, k: int, expr: str) -> list[Hit]:
         picture_parts, text_parts = self._signals(query)

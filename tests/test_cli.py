@@ -40,7 +40,7 @@ def test_index_search_stats_json(folder, tmp_path, capsys):
     code, out, _ = run(capsys, "search", "a photo of a sneaker", "-k", "5", "--json", "--db", db)
     hits = json.loads(out)
     assert code == 0 and len(hits) == 5
-    assert set(hits[0]) == {"path", "score", "matched"}
+    assert set(hits[0]) == {"path", "score", "taken", "matched"}
     assert all(h["matched"] == ["picture"] for h in hits)  # no file or folder says sneaker
     assert all(os.path.isabs(h["path"]) and os.path.exists(h["path"]) for h in hits)
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)

@@ -59,10 +59,11 @@ def build_api(searcher, token: str, one_run: threading.Lock | None = None) -> Fa
     def search(body: SearchRequest) -> dict[str, Any]:
         """What `mmsearch search` takes (the README's query composition): words, pictures
         (`parts`: image, not_image with base64 bytes, or not_text), indexed pictures to start
-        from (`similar`), filters; for a catalogue, like/dislike, where and mode."""
+        from (`similar`), filters; for a catalogue, like/dislike, where and mode; `all`
+        (every match: the answer adds `count` and `capped`) and `sort` (score or date)."""
         try:
             body.check()
-            return {"kind": searcher.index.kind, "results": body.run(searcher)}
+            return body.answer(searcher)
         except FAILURES as exc:
             refuse(exc)
 

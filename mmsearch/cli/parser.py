@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from mmsearch import __version__
-from mmsearch.config import NOT_WEIGHT
 
 
 def _add_location(p: argparse.ArgumentParser) -> None:
@@ -71,11 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", metavar="FILE", action=_PartAction, dest="parts",
                    help="an example picture to look for (reverse image search); may repeat")
     p.add_argument("--not", metavar="TEXT|FILE", action=_PartAction, dest="parts",
-                   help="words or a picture file to leave out; may repeat "
-                   f"(default weight {NOT_WEIGHT})")
+                   help="words or a picture file to leave out: removes the results that "
+                   "match the query with it (a red dress, for \"a dress\" --not red); may "
+                   "repeat")
     p.add_argument("--weight", metavar="W", type=float, action=_WeightAction, dest="parts",
-                   help="weight of the --image or --not just before it (of the words when no "
-                   "part comes before it); default 1")
+                   help="weight of the --image just before it (of the words when no part "
+                   "comes before it); default 1")
     p.add_argument("--min-score", metavar="S", type=float, help="drop results scoring below S")
     c = p.add_argument_group("catalogues")
     c.add_argument("--like", metavar="ID", action="append", default=[],
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", choices=["hybrid", "picture", "text"], default="hybrid",
                    help="which signals a text query searches (default hybrid: all three)")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--all", action="store_true", help="every match instead of the top k: "
+                   "where the matches end is read from the shape of the scores (README, "
+                   "\"All the matches\"), among the top 1000 (or -k if more)")
+    p.add_argument("--sort", metavar="score|date", default="score", help="order of the "
+                   "results: score (default) or date (when taken, newest first)")
     p.add_argument("--json", action="store_true", help="print results as a JSON array")
     f = p.add_argument_group("filters (applied inside the index)")
     f.add_argument("--in", metavar="FOLDER", dest="folder", help="only pictures under FOLDER")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from mmsearch.cli.common import ask_resident, index_location
 
@@ -15,6 +16,9 @@ def _search_request(args):
 
     parts = []
     for flag, value, weight in args.parts or []:
+        if flag == "not" and weight is not None:
+            raise ValueError("--weight after --not: a --not part removes what matches it "
+                             "(README, Query composition); it takes no weight")
         if flag == "image" or os.path.isfile(value):  # --not FILE is a picture to leave out
             parts.append(PicturePart("image" if flag == "image" else "not_image",
                                      SearchRequest.picture(_read_file(value)), weight, value))
@@ -26,7 +30,7 @@ def _search_request(args):
                          min_width=args.min_width, min_height=args.min_height,
                          orientation=args.orientation, like=args.like, dislike=args.dislike,
                          where=args.where or "", mode=args.mode, k=args.k,
-                         min_score=args.min_score)
+                         min_score=args.min_score, all=args.all, sort=args.sort)
 
 
 def _read_file(path: str) -> bytes:
@@ -48,9 +52,12 @@ def cmd_search(args) -> int:
     if answer is None:
         answer = _search_here(location, request)
     results = answer["results"]
-    if args.json:
-        print(json.dumps(results, ensure_ascii=False))
-    elif not results:
+    if args.json:  # with --all an object: the count beside the results
+        print(json.dumps({"count": answer.get("count", len(results)), "capped":
+                          answer.get("capped", False), "results": results} if args.all
+                         else results, ensure_ascii=False))
+        return 0
+    if not results:
         print("no results (nothing matches the filters, --where and --min-score, or the index "
               "is empty: see `mmsearch stats`)")
     elif answer["kind"] == "catalog":
@@ -60,9 +67,16 @@ def cmd_search(args) -> int:
             print(f"{rank:>4}  {h['score']:6.3f}  {h['id']:<12}  {price!s:>10}  {h['title']}"
                   f"{why(h)}")
     else:
-        print(f"{'rank':>4}  {'score':>6}  path")
+        dated = args.sort == "date"  # then the date the results are ordered by is shown
+        print(f"{'rank':>4}  {'score':>6}  " + ("taken       " if dated else "") + "path")
         for rank, h in enumerate(results, 1):
-            print(f"{rank:>4}  {h['score']:6.3f}  {h['path']}{why(h)}")
+            day = time.strftime("%Y-%m-%d  ", time.localtime(h.get("taken") or 0)) \
+                if dated else ""
+            print(f"{rank:>4}  {h['score']:6.3f}  {day}{h['path']}{why(h)}")
+    if args.all and results:
+        print(f"≈{answer.get('count', len(results))} matches" + (
+            " (they filled all the candidates: there may be more; raise -k)"
+            if answer.get("capped") else ""))
     return 0
 
 
@@ -73,7 +87,7 @@ def _search_here(location, request) -> dict:
 
     with open_index(location) as index:
         searcher = searcher_for(index, query_encoder(index.model))  # ONNX towers: no torch
-        return {"kind": index.kind, "results": request.run(searcher)}
+        return request.answer(searcher)
 
 
 def cmd_duplicates(args) -> int:
