@@ -54,7 +54,8 @@ def weights_for(index: Index, words: str, picture, expr: str, mode: str,
     # pictures' top 50 by chance alone (share probe/rows), which read as "the words describe
     # the picture" and gave "bali" P@10 0.2 instead of 1.0.
     chance = probe / rows
-    agreement = max(0.0, len(set(lexical) & looks) / len(lexical) - chance) / (1.0 - chance)
+    agreement = max(0.0, len(set(lexical) & looks) / len(lexical) - chance) / \
+        max(1.0 - chance, 1e-9)  # an index of one item: its probe is the whole index
     bm25 = LEXICAL_MAX * (1.0 - agreement) ** SHARPNESS
     return (1.0 - bm25, 0.0, bm25)
 
