@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -171,18 +172,36 @@ PHOTO_TEXT = {"words": ("words",), "name": ("name", "folders"), "place": ("place
 _WORD = re.compile(r"\w+")
 
 
+def _folded(text: str) -> list[str]:
+    """Lower-cased word pieces without accents, as the words analyzer sees them."""
+    plain = unicodedata.normalize("NFKD", text.lower())
+    return _WORD.findall("".join(c for c in plain if not unicodedata.combining(c)))
+
+
+def _around(text: str, asked: set[str], width: int = SNIPPET) -> str:
+    """A `width`-character window of `text` around its first word in `asked` (read text can
+    be a whole screenshot)."""
+    if len(text) <= width:
+        return text
+    at = next((m.start() for m in _WORD.finditer(text) if _folded(m.group()) and
+               _folded(m.group())[0] in asked), 0)
+    start = max(0, min(at - width // 4, len(text) - width))
+    return ("…" if start else "") + text[start:start + width].strip()
+
+
 def lexical_matches(hit: Hit, words: str, catalog: bool) -> list[tuple[str, str]]:
     """(signal name, the text it matched) for each text of the hit holding a query word;
-    BM25 said it matched, this says where (on the same lower-cased word pieces)."""
-    asked = set(_WORD.findall(words.lower()))
+    BM25 said it matched, this says where (on the same folded word pieces)."""
+    asked = set(_folded(words))
     if catalog:
         texts = [("title", "title", hit.title)] + [
             ("fields", key, value) for key, value in hit.fields.items() if isinstance(value, str)]
     else:
         texts = [(name, key, hit.fields.get(key)) for name, keys in PHOTO_TEXT.items()
                  for key in keys if isinstance(hit.fields.get(key), str)]
-    found = [(name, text if name in ("title", "words") else f"{key}: {text}")
-             for name, key, text in texts if asked & set(_WORD.findall(text.lower()))]
+    labels = {"title": "{}", "words": "text in picture: {}"}
+    found = [(name, labels.get(name, f"{key}: {{}}").format(_around(text, asked)))
+             for name, key, text in texts if asked & set(_folded(text))]
     return found or [("title" if catalog else "name", "")]
 
 
