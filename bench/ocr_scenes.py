@@ -1,6 +1,6 @@
 """Rendered test pictures for bench/ocr.py: printed words over real photos, with their truth.
 
-Backgrounds are real photos: scikit-image's bundled samples when `skimage` imports, else the
+Backgrounds are real photos: scikit-image's bundled samples when it is installed, else the
 demo pictures in assets/demo (112x112 product photos), scaled up to 1024x768 with a little
 grain and a JPEG round trip so that the text sits on photo-like pixels, not on a clean canvas.
 Each text picture carries one main phrase (its main word is unique in the whole set, so it can
@@ -80,14 +80,32 @@ def _font(kind: str, size: int, rng: random.Random) -> ImageFont.FreeTypeFont:
     raise FileNotFoundError(name)
 
 
+# scikit-image's bundled sample photos (files inside its wheel, read with Pillow: importing
+# skimage.data needs scipy). None of these shows text (text.png, page.png, logo.png do: left out).
+SKIMAGE_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg",
+                  "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.png", "brick.png",
+                  "grass.png", "gravel.png", "camera.png", "moon.png", "coins.png", "retina.jpg",
+                  "color.png", "horse.png")
+
+
+def skimage_photos() -> list[Path]:
+    """The sample photo files of an installed scikit-image ([] when it is not installed)."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("skimage")
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.origin:
+        return []
+    data = Path(spec.origin).parent / "data"
+    return [data / n for n in SKIMAGE_PHOTOS if (data / n).exists()]
+
+
 def backgrounds(n: int, seed: int = 0) -> list[Image.Image]:
     """n photo-like 1024x768 RGB backgrounds."""
     rng = random.Random(seed)
-    try:
-        import skimage.data as sd
-        names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"]
-        srcs = [Image.fromarray(getattr(sd, k)()).convert("RGB") for k in names]
-    except Exception:
+    srcs = [Image.open(f).convert("RGB") for f in skimage_photos()]
+    if not srcs:
         files = sorted((ROOT / "assets" / "demo").glob("*.png"))
         srcs = [Image.open(f).convert("RGB") for f in rng.sample(files, min(n, len(files)))]
     out = []
