@@ -35,21 +35,23 @@ Joined words. The recogniser sometimes drops a space ("EMERGENCYEXIT", "TOTAL300
 A word list was not used: none ships with the engine, and EN+ID lists are extra data to carry.
 
 Gate. Most photos hold no text and the full-size detector is most of the cost (574 of 805
-ms), more than indexing a photo costs without OCR (a 12 MP JPEG: ~56 ms of CPU to read, hash,
-decode at 1/8 and preprocess, ~3 ms to encode with the demo model). Two steps, cheapest first:
-  1. edge_density (numpy + OpenCV, ~0.5 ms on the ~500 px picture indexing decodes anyway):
-     printed text is a small area packed with strong edges. It is the share of pixels whose 3x3
-     max-min contrast is >= EDGE_CONTRAST in the densest EDGE_BLOCK x EDGE_BLOCK block. Measured
-     (bench/ocr_speed.py -> bench/results/ocr_speed.json; the scenes of bench/ocr_scenes.py over
-     scikit-image photos, seeds 0-2, 126 text pictures): every text picture scores >= 0.224, the
-     median photo without text ~0.11; textures (brick, gravel, coins) reach 0.25-0.34.
-     EDGE_DENSITY = 0.2 keeps every text picture and stops ~3/4 of the photos without text.
-     Tried and dropped: the total edge share (AUC 0.64-0.85), MSER (14 ms, no separation),
-     Canny "character" components in a row (3 ms, missed 7/42), the demo CLIP vector (see the
-     bench: it was trained on garments and has no notion of text).
-  2. the detector on the picture shrunk to a 480 px long side (gate=480; ~60-120 ms): no box ->
-     "" at once. On the bench it missed no text picture and let 1 of 56 photos through; at
-     320 px it missed 4 of 6 screenshot bars.
+ms), far more than indexing a photo costs without OCR (a 12 MP JPEG: ~36 ms of CPU to read,
+hash, decode at 1/8 and preprocess, ~7 ms to encode with the demo model). Two steps, cheapest
+first (measured by bench/ocr_speed.py -> bench/results/ocr_speed.json on the scenes of
+bench/ocr_scenes.py over scikit-image photos, seeds 0-2: 126 text pictures and 72 without,
+plus 32 12 MP photos without text, all decoded as indexing decodes them):
+  1. edge_density (OpenCV, ~1 ms on the ~500 px picture indexing decodes anyway): printed
+     text is a small area packed with strong edges. It is the share of pixels whose 3x3
+     max-min contrast is >= EDGE_CONTRAST in the densest EDGE_BLOCK x EDGE_BLOCK block. Every
+     text picture scored >= 0.224; photos without text ~0.11 (median), textures (brick,
+     gravel, coins) up to 0.34. EDGE_DENSITY = 0.2 kept all 126 text pictures and stopped 82
+     of 104 photos. Tried and dropped: the total edge share (AUC 0.64-0.85), MSER (14 ms, no
+     separation), Canny "letter" components side by side (3 ms, missed 7 of 42), the demo CLIP
+     vector (AUC 0.49-0.51 for "text", "a sign", "a screenshot", "a receipt": it was trained
+     on garments).
+  2. the detector on the picture shrunk to a 480 px long side (gate=480; ~45 ms of CPU): no
+     box -> "" at once. It let 1 of the 22 photos that pass step 1 through and dropped 1 of 126
+     text pictures (a caption); at 320 px it missed 4 of 6 screenshot bars.
 Only a picture that passes both is read, at the size `read(larger=...)` supplies (indexing
 decodes the same bytes again at ~1000 px for it). Pictures larger than 2000 px are shrunk to
 that by the engine itself.
@@ -67,7 +69,7 @@ MIN_SCORE = 0.5         # recogniser confidence below which a line is dropped (e
 # The edge gate (see "Gate" above; measured by bench/ocr_speed.py):
 EDGE_CONTRAST = 120     # 3x3 max-min grey contrast of a text edge (80: AUC 0.90, 160: 0.97 but 0 on some text)
 EDGE_BLOCK = 24         # px of the ~500 px picture; a block about one or two letters wide
-EDGE_DENSITY = 0.2      # below it no text picture was seen (lowest 0.224 of 126)
+EDGE_DENSITY = 0.2      # below every text picture seen (lowest 0.224 of 126); stops ~4/5 of photos
 EDGE_SIDE = 512         # the gate looks at the picture shrunk to this long side (what a 1/8 JPEG
                         # decode of 12 MP gives), so its numbers do not depend on the file's size
 _ENGINE_LOCK = threading.Lock()   # two decode threads must not both build the engine (~4 s)
