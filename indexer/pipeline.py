@@ -4,6 +4,12 @@
 touched), reads each picture (decoded only when its bytes changed) and turns a batch into
 items (vectors encoded, or kept from the stored row when only the mtime moved);
 `indexer.runner.run` drives it. `index_paths` is the whole of it in one call.
+
+Words in the picture (OCR, mmsearch.ocr): with a reader, each picture whose content is read
+also has its printed words read, stored as fields["words"] with fields["ocr"] = 1 ("text was
+read", also when none was found). A stored photo without that mark gets its words on the next
+run with OCR on, decoded small for it and never embedded again; a run with OCR off keeps the
+words of unchanged photos and marks nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from indexer.decode import Picture, read_facts, read_picture
+from indexer.decode import Picture, read_facts, read_for_words, read_picture
 from indexer.runner import Job, Plan, Summary, run
 from indexer.walk import find_pictures, roots_of
 from mmsearch.config import Shard
@@ -26,11 +32,17 @@ from mmsearch.photo_text import SIGNALS_VERSION, photo_fields
 # Job.row of a stored photo whose file is unchanged but whose text is older than
 # SIGNALS_VERSION: its text is derived again, nothing decoded or embedded.
 REFRESH = "refresh"
+# Job.row of a stored photo whose words were never read, on a run with OCR on. READ_WORDS: its
+# file is unchanged (as for REFRESH), so it is decoded small for its words only and nothing is
+# embedded; NO_WORDS: its file changed, and if its bytes are the same all the same, likewise.
+READ_WORDS, NO_WORDS = "read-words", "no-words"
+OCR_DONE, OCR_WORDS = "ocr", "words"   # the fields: text was read; the words read
 
 
-def plan(roots: list[str], index: Index, shard: Shard = Shard()) -> Plan:
+def plan(roots: list[str], index: Index, shard: Shard = Shard(), ocr: bool = False) -> Plan:
     """Compare the folders with the index: what to (re)read, what to drop, what to leave.
-    With a shard, only its share of the files is considered (and only its rows removed)."""
+    With a shard, only its share of the files is considered (and only its rows removed).
+    With `ocr`, a stored photo whose words were never read is read again for them."""
     jobs: list[Job] = []
     removed: list[str] = []
     unchanged = 0
@@ -47,12 +59,16 @@ def plan(roots: list[str], index: Index, shard: Shard = Shard()) -> Plan:
             except OSError:
                 continue  # vanished between listing and stat: it is simply not there
             same = bool(row) and row["size"] == st.st_size and row["mtime"] == st.st_mtime
-            if same and (row.get("fields") or {}).get("signals") == SIGNALS_VERSION:
+            fields = (row or {}).get("fields") or {}
+            need_words = ocr and bool(row) and not fields.get(OCR_DONE)
+            if same and fields.get("signals") == SIGNALS_VERSION and not need_words:
                 unchanged += 1
             elif same:
-                jobs.append(Job(path, path, row["hash"], known=True, row=REFRESH))
+                jobs.append(Job(path, path, row["hash"], known=True,
+                                row=READ_WORDS if need_words else REFRESH))
             else:
-                jobs.append(Job(path, path, row["hash"] if row else None, known=row is not None))
+                jobs.append(Job(path, path, row["hash"] if row else None, known=row is not None,
+                                row=NO_WORDS if need_words else None))
         removed.extend(known)
     return Plan(jobs, removed, unchanged)
 
@@ -62,23 +78,27 @@ class FolderImport:
 
     unit, desc = "img", "indexing"
 
-    def __init__(self, paths: Iterable[str], encoder: Encoder, shard: Shard = Shard()):
+    def __init__(self, paths: Iterable[str], encoder: Encoder, shard: Shard = Shard(),
+                 reader=None):
         self.roots = roots_of(paths)
         self.encoder = encoder
         self.shard = shard
+        self.reader = reader  # a mmsearch.ocr.TextReader, or None: OCR off
         self.index: Index | None = None
+        self.summary: Summary | None = None
 
     def plan(self, index: Index, summary: Summary) -> Plan:
-        self.index = index
+        self.index, self.summary = index, summary
         for root in self.roots:
             if not os.path.exists(root):
                 summary.errors.append({"path": root, "reason": "no such file or folder"})
         roots = [r for r in self.roots if os.path.exists(r)]
         enable_heif()
-        work = plan(roots, index, self.shard)
+        work = plan(roots, index, self.shard, ocr=self.reader is not None)
         index.add_roots([r if os.path.isdir(r) else os.path.dirname(r) for r in roots])
-        if work.jobs:  # an unchanged re-scan never loads the model; this one loads it here,
-            # in this thread, before `read` runs in several
+        if any(j.row not in (REFRESH, READ_WORDS) for j in work.jobs):
+            # an unchanged re-scan never loads the model (nor one that only derives text or
+            # reads words); this one loads it here, in this thread, before `read` runs in several
             self._decoding()
         return work
 
@@ -90,7 +110,10 @@ class FolderImport:
     def read(self, job: Job) -> Picture:
         if job.row == REFRESH:
             return read_facts(job.path, job.known_hash)
-        return read_picture(job.path, *self._decoding(), job.known_hash)
+        if job.row == READ_WORDS:
+            return read_for_words(job.path, job.known_hash, self.reader)
+        return read_picture(job.path, *self._decoding(), job.known_hash, self.reader,
+                            words_known=job.row != NO_WORDS)
 
     def root_of(self, path: str) -> str:
         """The indexed folder (or file) `path` was found under: its words start there."""
@@ -100,6 +123,8 @@ class FolderImport:
     def items(self, batch: list[tuple[Job, Picture]]) -> list[Item]:
         fresh = [p for _, p in batch if p.pixels is not None]
         touched = [p for _, p in batch if p.pixels is None]
+        if self.summary is not None:
+            self.summary.ocr_failed += sum(1 for _, p in batch if p.ocr_error)
         items = []
         if fresh:
             import torch  # here: a re-scan with nothing new never imports it (3 s)
@@ -108,24 +133,31 @@ class FolderImport:
             items += [self._item(p, v) for p, v in zip(fresh, vectors)]
         if touched:
             # Same content, new mtime (copied, touched): keep the vector, refresh the row.
+            # Same content: its words too, unless they were read just now.
             old = self.index.get([p.path for p in touched],
-                                 ("width", "height", "taken", IMAGE_VECTOR))
+                                 ("width", "height", "taken", "fields", IMAGE_VECTOR))
             for p in touched:
                 if p.path in old:
-                    p.width, p.height = old[p.path]["width"], old[p.path]["height"]
-                    p.taken = old[p.path]["taken"]
-                    items.append(self._item(p, np.asarray(old[p.path][IMAGE_VECTOR],
-                                                          np.float32)))
+                    row = old[p.path]
+                    p.width, p.height, p.taken = row["width"], row["height"], row["taken"]
+                    stored = row.get("fields") or {}
+                    if p.words is None and stored.get(OCR_DONE):
+                        p.words = stored.get(OCR_WORDS, "")
+                    items.append(self._item(p, np.asarray(row[IMAGE_VECTOR], np.float32)))
         return items
 
     def _item(self, p: Picture, vector: np.ndarray) -> Item:
+        fields = photo_fields(p.path, self.root_of(p.path), p.camera, p.gps)
+        if p.words is not None:  # read (this run or an earlier one), even if none was found
+            fields[OCR_DONE] = 1
+            if p.words:
+                fields[OCR_WORDS] = p.words
         return Item(path=p.path, size=p.size, mtime=p.mtime, hash=p.hash, width=p.width,
-                    height=p.height, taken=p.taken, image_vector=vector,
-                    fields=photo_fields(p.path, self.root_of(p.path), p.camera, p.gps))
+                    height=p.height, taken=p.taken, image_vector=vector, fields=fields)
 
     @staticmethod
     def outcome(job: Job, picture: Picture) -> str:
-        if picture.pixels is None:
+        if picture.pixels is None:  # same content (its text or words may be new, as REFRESH)
             return "unchanged"
         return "updated" if job.known else "added"
 
@@ -137,10 +169,17 @@ class FolderImport:
 def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size: int = 32,
                 workers: int | None = None, progress: bool = True,
                 on_progress: Callable[[int, int], None] | None = None,
-                shard: Shard = Shard()) -> Summary:
+                shard: Shard = Shard(), ocr=True) -> Summary:
     """Bring the index in line with the pictures under `paths`. Returns what changed.
 
     `progress` draws a terminal bar; `on_progress(done, total)` is called as pictures are
-    read (the app's progress bar)."""
-    return run(FolderImport(paths, encoder, shard), index, batch_size=batch_size,
+    read (the app's progress bar). `ocr`: True reads the words in pictures when the engine
+    is installed (the default everywhere: CLI, app, JSON API), False does not, or a
+    mmsearch.ocr.TextReader to read with."""
+    if ocr is True:
+        from mmsearch.ocr import default_reader
+
+        ocr = default_reader()
+    reader = ocr or None
+    return run(FolderImport(paths, encoder, shard, reader), index, batch_size=batch_size,
                workers=workers, progress=progress, on_progress=on_progress)

@@ -40,14 +40,18 @@ class Summary:
     removed: int = 0
     unchanged: int = 0
     errors: list[dict] = field(default_factory=list)
+    ocr_failed: int = 0  # pictures indexed without their words: the OCR engine failed on them
 
     @property
     def skipped(self) -> int:
         return len(self.errors)
 
     def to_json(self) -> dict:
-        return {"added": self.added, "updated": self.updated, "removed": self.removed,
-                "unchanged": self.unchanged, "skipped": self.skipped, "errors": self.errors}
+        out = {"added": self.added, "updated": self.updated, "removed": self.removed,
+               "unchanged": self.unchanged, "skipped": self.skipped, "errors": self.errors}
+        if self.ocr_failed:  # only when it happened: an engine failure is rare
+            out["ocr_failed"] = self.ocr_failed
+        return out
 
     def line(self) -> str:
         text = (f"added {self.added}, updated {self.updated}, removed {self.removed}, "
@@ -57,6 +61,8 @@ class Summary:
             for e in self.errors:
                 reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
             text += " (" + "; ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")"
+        if self.ocr_failed:
+            text += f"; words not read in {self.ocr_failed} (OCR failed; retried next run)"
         return text
 
 

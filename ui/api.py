@@ -32,6 +32,9 @@ FAILURES = (QueryError, FilterError, WhereError, IndexProblem, ValueError)
 class IndexIn(BaseModel):
     paths: list[str] = Field([], description="folders or pictures (absolute paths)")
     catalog: str | None = Field(None, description="a catalogue file instead of folders")
+    ocr: bool = Field(True, description="read the words printed in pictures (when the OCR "
+                      "engine is installed), as `mmsearch index` does unless --no-ocr")
+    ocr_lang: list[str] = Field(["en", "id"], description="languages of those words: en, id")
 
 
 class DuplicatesIn(BaseModel):
@@ -132,8 +135,11 @@ def _run_index(searcher, body: IndexIn, on_progress):
 
     if searcher.index.kind == "catalog":
         raise ValueError("this app serves a product catalogue: give --catalog FILE")
+    from mmsearch.ocr import reader_for
+
     summary = index_paths(body.paths, searcher.index, searcher.encoder, progress=False,
-                          on_progress=on_progress)
+                          on_progress=on_progress,
+                          ocr=reader_for(body.ocr, body.ocr_lang) or False)
     if getattr(searcher.encoder, "loaded", False):
         export_query_towers(searcher.encoder)  # for later fresh `mmsearch search` runs
     return summary

@@ -24,8 +24,9 @@ def cmd_index(args) -> int:
     for path in [*args.paths, *([args.catalog] if args.catalog else [])]:
         if not os.path.exists(path):
             raise ValueError(f"no such file or folder: {path}")
+    _ocr_choice(args)  # a bad --ocr-lang fails here, before any work
     location = index_location(args)
-    summary = _index_throughask_resident(location, requested, args) if shard.count == 1 else None
+    summary = _index_through_resident(location, requested, args) if shard.count == 1 else None
     if summary is None:
         summary = _index_here(location, requested, shard, args)
         if summary is None:
@@ -40,6 +41,22 @@ def cmd_index(args) -> int:
             where = f"row {e['row']}" if "row" in e else e["path"]
             print(f"  skipped {where}: {e['reason']}")
     return 0
+
+
+def _ocr_choice(args) -> dict:
+    """--no-ocr / --ocr-lang as the JSON API takes them; bad languages -> ValueError."""
+    from mmsearch.ocr import parse_langs
+
+    return {"ocr": not args.no_ocr, "ocr_lang": list(parse_langs(args.ocr_lang))}
+
+
+def _reader(args):
+    """The TextReader for this run, or False (OCR off: asked, or the engine not installed)."""
+    from mmsearch import ocr
+
+    if not args.no_ocr and not ocr.available():
+        print(f"note: {ocr.available().reason}", file=sys.stderr)
+    return ocr.reader_for(not args.no_ocr, ocr.parse_langs(args.ocr_lang)) or False
 
 
 def _index_here(location, requested, shard, args):
@@ -63,7 +80,8 @@ def _index_here(location, requested, shard, args):
                                      workers=args.workers, progress=progress)
         else:
             summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
-                                  workers=args.workers, shard=shard, progress=progress)
+                                  workers=args.workers, shard=shard, progress=progress,
+                                  ocr=_reader(args))
     if encoder.loaded:  # the model is in memory anyway: export its query towers once
         from mmsearch.towers import export_query_towers
 
@@ -73,7 +91,7 @@ def _index_here(location, requested, shard, args):
     return summary
 
 
-def _index_throughask_resident(location, requested, args):
+def _index_through_resident(location, requested, args):
     """Ask the running app that owns this index to do the indexing (with its loaded model),
     showing its progress; the Summary, or None when no app is up."""
     from mmsearch.resident import ResidentError, ResidentUnavailable, find
@@ -82,7 +100,8 @@ def _index_throughask_resident(location, requested, args):
     if resident is None:
         return None
     payload = {"paths": [os.path.abspath(p) for p in args.paths],
-               "catalog": os.path.abspath(args.catalog) if args.catalog else None}
+               "catalog": os.path.abspath(args.catalog) if args.catalog else None,
+               **_ocr_choice(args)}
     try:
         if requested is not None:
             model = resident.call("GET", "/api/stats")["model"]

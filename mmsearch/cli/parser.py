@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", metavar="i/N", help="index only the files whose path hashes to i "
                    "of N (0 <= i < N): run N indexers, on one machine or several, into one Milvus "
                    "server with no overlap and no gaps")
+    p.add_argument("--no-ocr", action="store_true", help="do not read the words printed in "
+                   "pictures (read by default when the OCR engine is installed; a later run "
+                   "without this flag reads them for the photos that lack them, no re-embedding)")
+    p.add_argument("--ocr-lang", metavar="LANGS", default="en,id", help="languages of the "
+                   "words in pictures, comma-separated: en, id (default en,id)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     p = sub.add_parser(
