@@ -106,13 +106,16 @@ class AppHandlers:
     def result_key(result) -> str:
         raise NotImplementedError
 
-    def gallery(self, results) -> tuple[list[tuple[str, str]], list[str]]:
-        """(gallery items, the results' keys in the same order: paths, or product ids)."""
+    def gallery(self, results, caption: Callable | None = None
+                ) -> tuple[list[tuple[str, str]], list[str]]:
+        """(gallery items, the results' keys in the same order: paths, or product ids).
+        `caption`: how the page captions a result (the API keeps `result_caption`)."""
+        caption = caption or self.result_caption
         items, keys = [], []
         for r in results:
             preview = self.thumbs.ensure(r.path, r.hash)
             if preview is not None:  # deleted or broken since indexing: leave it out
-                items.append((str(preview), self.result_caption(r)))
+                items.append((str(preview), caption(r)))
                 keys.append(r.key)
         return items, keys
 
