@@ -23,7 +23,8 @@ from mmsearch.engine import IndexProblem
 from mmsearch.search import QueryError, Searcher
 from mmsearch.stores import open_index, searcher_for
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
-from ui.handlers import ANY, MAX_GROUPS, Handlers, stats_markdown
+from ui.duplicates import duplicates_tab
+from ui.handlers import ANY, Handlers, stats_markdown
 from ui.api import build_api
 from ui.products import CatalogHandlers, products_tab
 from ui.security import Guard, HostPolicy, IndexingPolicy, private_temp_dir
@@ -31,7 +32,7 @@ from ui.uploads import QueryPictures
 from ui.page import FolderPage, form_values, page_words
 from ui.results import PAGE, error_html, thumb_url
 from ui.style import CLOSE_PREVIEW, CSS, PAGE_JS, theme
-from ui.widgets import DEFAULT_K, api_parts, on_select, query_form, results_panel, script_endpoints
+from ui.widgets import DEFAULT_K, IN_ORDER, api_parts, on_select, query_form, results_panel, script_endpoints
 
 MAX_UPLOAD = "20mb"
 
@@ -54,7 +55,7 @@ def build_app(searcher: Searcher, thumbs: Thumbnails,
         gr.Markdown("## mmsearch — find pictures by words or by example", elem_id="app-title")
         with gr.Tabs():
             folder = _search_tab(h)
-            _duplicates_tab(h)
+            duplicates_tab(h)
             stats = _index_tab(h, folder)
 
         def search_similar(path: str, k: int = DEFAULT_K) -> list[dict]:
@@ -97,8 +98,8 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
                 folder = gr.Dropdown(label="In folder", choices=["", *h.searcher.index.roots],
                                      value="", allow_custom_value=True, elem_id="folder")
                 since = gr.Textbox(label="Since (YYYY[-MM[-DD]])", placeholder="2024-05",
-                                   value="", elem_id="since")
-                until = gr.Textbox(label="Until", placeholder="2024-12-31", value="",
+                                   value="", max_lines=1, elem_id="since")
+                until = gr.Textbox(label="Until", placeholder="2024-12-31", value="", max_lines=1,
                                    elem_id="until")
             with gr.Row():
                 orientation = gr.Radio([ANY, *ORIENTATIONS], value=ANY, label="Orientation")
@@ -162,20 +163,20 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
         return (*keep, *form_values(new, ("min_score", *FILTER_KEYS)), *page.respond(new))
 
     for trigger in (form.go.click, query.submit, without.submit):
-        trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False)
+        trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
     form.example.upload(upload, [form.example, *fields], [example, *outs], js=CLOSE_PREVIEW,
-                        api_name=False)
+                        api_name=False, **IN_ORDER)
     panel.more_results.click(lambda req: page.respond({**req, "k": int(req.get("k") or PAGE)
                                                        + PAGE}), [panel.request], outs,
-                             api_name=False)
-    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False)
+                             api_name=False, **IN_ORDER)
+    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False, **IN_ORDER)
     panel.similar.click(similar, [panel.selected, min_score, *flt], outs, js=CLOSE_PREVIEW,
-                        api_name=False)
+                        api_name=False, **IN_ORDER)
     for button, more_ in ((panel.more, True), (panel.less, False)):
         button.click(marker(more_), [panel.selected, *fields], [liked, disliked, *outs],
-                     js=CLOSE_PREVIEW, api_name=False)
+                     js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
     panel.header.click(clear_chip, [panel.request], [*fields, *outs], js=CLOSE_PREVIEW,
-                       api_name=False)
+                       api_name=False, **IN_ORDER)
     return folder
 
 
@@ -183,30 +184,6 @@ def error_outputs(h, exc: Exception) -> tuple:
     """A page's outputs for an error before any search: the error beside the bar, the
     previous results kept."""
     return (gr.skip(),) * 4 + (error_html(page_words(h.public(exc))), "", gr.skip(), gr.skip())
-
-
-def _duplicates_tab(h: Handlers) -> None:
-    with gr.Tab("Duplicates"):
-        with gr.Row():
-            threshold = gr.Slider(0.8, 1.0, value=h.default_threshold(), step=0.0001,
-                                  label="Similarity threshold (copies score near 1)")
-            find = gr.Button("Find duplicates", variant="primary", elem_id="find-duplicates")
-        groups = gr.JSON(visible=False)  # a JSON output, so the API returns the groups
-        count = gr.Markdown(elem_id="group-count")
-
-        @gr.render(inputs=[groups])
-        def draw_groups(found: list[list[dict]] | None):
-            for n, group in enumerate((found or [])[:MAX_GROUPS], 1):
-                gr.Gallery(h.group_gallery(group), label=f"Group {n} · {len(group)} pictures",
-                           columns=8, height=175, allow_preview=True,
-                           object_fit="contain", elem_classes=["duplicate-group"])
-
-    def describe(found: list[list[dict]]) -> str:
-        more = f" (showing the first {MAX_GROUPS})" if len(found) > MAX_GROUPS else ""
-        return f"**{len(found)}** groups of near-duplicates{more}"
-
-    find.click(h.duplicate_groups, [threshold], [groups], api_name="duplicates") \
-        .then(describe, [groups], [count], api_name=False)
 
 
 def _index_tab(h: Handlers | CatalogHandlers, folder_filter: gr.Dropdown | None) -> gr.Markdown:

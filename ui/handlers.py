@@ -206,16 +206,6 @@ class Handlers(AppHandlers):
             self.fail(exc)
         return [[{"file": m.path, "score": round(m.score, 6)} for m in g] for g in groups]
 
-    def group_gallery(self, group: list[dict]) -> list[tuple[str, str]]:
-        hits = self.searcher.index.get([m["file"] for m in group], ("hash",))
-        items = []
-        for m in group:
-            row = hits.get(m["file"])
-            preview = self.thumbs.ensure(m["file"], row["hash"]) if row else None
-            if preview is not None:
-                items.append((str(preview), f"{m['score']:.4f} · {os.path.basename(m['file'])}"))
-        return items
-
     def default_threshold(self) -> float:
         return default_threshold(self.searcher.index.model)
 

@@ -73,6 +73,9 @@ class Page:
         """The outputs for a request: results and header, or an error beside its field with
         everything else left as it was."""
         k = int(req.get("k") or PAGE)
+        if not ((req.get("text") or "").strip() or req.get("example") or req.get("liked")
+                or req.get("similar")):  # a chip took the last thing to look for away
+            return [], [], req, "", "", "", "", gr.Button(visible=False)
         try:
             hits = self.results(req, k)
             items, keys = self.h.gallery(hits, caption=lambda hit: self.caption(hit, req))

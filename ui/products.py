@@ -19,7 +19,7 @@ from ui.security import PathRefused
 from ui.page import DISLIKED, LIKED, Page, page_words
 from ui.results import PAGE, Chip, error_html, quoted, thumb_url
 from ui.style import CLOSE_PREVIEW
-from ui.widgets import api_parts, mark, on_select, query_form, results_panel, script_endpoints
+from ui.widgets import IN_ORDER, api_parts, mark, on_select, query_form, results_panel, script_endpoints
 
 
 # What a catalogue's `currency` field (ISO 4217) is written as, and how many decimals; a
@@ -313,16 +313,16 @@ def products_tab(h: CatalogHandlers) -> None:
 
     outs = outs[:5] + outs[6:]
     for trigger in (form.go.click, query.submit, where.submit):
-        trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False)
+        trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
     form.example.upload(upload, [form.example, *fields], [example, *outs], js=CLOSE_PREVIEW,
-                        api_name=False)
+                        api_name=False, **IN_ORDER)
     panel.more_results.click(lambda req: respond({**req, "k": int(req.get("k") or PAGE) + PAGE}),
-                             [panel.request], outs, api_name=False)
-    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False)
+                             [panel.request], outs, api_name=False, **IN_ORDER)
+    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False, **IN_ORDER)
     panel.similar.click(similar, [panel.selected, where, min_score], outs, js=CLOSE_PREVIEW,
-                        api_name=False)
+                        api_name=False, **IN_ORDER)
     for button, more_ in ((panel.more, True), (panel.less, False)):
         button.click(marker(more_), [panel.selected, *fields], [liked, disliked, *outs],
-                     js=CLOSE_PREVIEW, api_name=False)
+                     js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
     panel.header.click(clear_chip, [panel.request], [*fields, *outs], js=CLOSE_PREVIEW,
-                       api_name=False)
+                       api_name=False, **IN_ORDER)

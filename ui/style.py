@@ -22,7 +22,7 @@ TILE_MIN_WIDE_PX = 138
 
 CSS = f"""
 .gradio-container {{ max-width: 1400px !important; padding-top: 4px !important; }}
-#app-title h1, #app-title h2 {{ font-size: 1.1rem !important; margin: 0 !important; }}
+#app-title h1, #app-title h2 {{ font-size: 1rem !important; margin: 0 !important; }}
 #search-bar {{ align-items: flex-end; gap: 8px; flex-wrap: wrap; }}
 #search-bar > * {{ min-width: min(100%, 180px); }}
 #search-bar button {{ min-height: 42px; }}
@@ -101,7 +101,7 @@ textarea:focus-visible, input:focus-visible {{
 .dup-group {{ margin: 10px 0 16px; }}
 .dup-group h3 {{ font-size: 1rem; margin: 4px 0; }}
 .dup-copies {{ display: grid; gap: 10px;
-  grid-template-columns: repeat(auto-fill, minmax(min(100%, 210px), 1fr)); }}
+  grid-template-columns: repeat(auto-fill, minmax(min(100%, 150px), 1fr)); }}
 .dup-copy {{ border: 1px solid #9ca3af; border-radius: 8px; padding: 6px; margin: 0;
   font-size: 0.8rem; overflow-wrap: anywhere; }}
 .dup-copy img {{ width: 100%; aspect-ratio: 1; object-fit: contain; background: #f3f4f6; }}

@@ -10,6 +10,11 @@ import gradio as gr
 from ui.style import CHIP_JS
 
 DEFAULT_K = 24
+# The page's events run one at a time, in the order they were sent: with the queue's default
+# of 4 at once, a slow first search (words typed, Enter) answered after the Search click
+# that followed it and put its older results and filters back (seen in test_browser). A
+# search takes tens of milliseconds, so one at a time costs little; the API is not limited.
+IN_ORDER = {"concurrency_limit": 1, "concurrency_id": "page"}
 PICTURE_TYPES = ["image", ".heic", ".heif"]
 
 
