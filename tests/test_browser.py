@@ -318,9 +318,11 @@ def test_product_tiles_show_price_and_brand_whole(page):
         return {first: t.textContent.slice(0, end), whole: line.bottom <= box.bottom + 1 &&
                 line.right <= box.right + 1, lines: Math.round(box.height /
                 parseFloat(getComputedStyle(c).lineHeight))}; })""")
-    for line in lines:  # "Rp 397.000 · Lumbara", never cut; the title up to two lines under it
-        assert re.fullmatch(r"Rp \d{1,3}(\.\d{3})* · \w+", line["first"]) and line["whole"]
-        assert line["lines"] <= 3
+    for line in lines:  # "Rp 397.000", never cut; the brand, then two lines of title
+        assert re.fullmatch(r"Rp \d{1,3}(\.\d{3})*", line["first"]) and line["whole"]
+        assert line["lines"] <= 4
+    brands = [t["text"].split("\n")[1] for t in tiles]
+    assert all(re.fullmatch(r"[A-Z]\w+", b) for b in brands), brands
     page.screenshot(path=str(page.shots / f"products-{page.size}.png"))
 
 

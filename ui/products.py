@@ -48,14 +48,13 @@ def product_caption(p: Hit) -> str:
 
 
 def product_tile(p: Hit, mark: str = "") -> str:
-    """The page's caption: price and brand on the first line (never cut), then the title
-    (the page shows two lines of it), then a mark when liked or disliked."""
+    """The page's caption: the price (never cut), the brand, then the title (the page shows
+    two lines of it); a mark after the price when liked or disliked."""
     fields = p.fields or {}
-    top = [price_text(fields["price"], fields.get("currency", "IDR"))] \
-        if fields.get("price") is not None else []
-    top += [str(fields["brand"])] if fields.get("brand") else []
-    return "\n".join(filter(None, [" · ".join(top) + (f" · {mark}" if mark else ""),
-                                   p.title or p.key]))
+    price = price_text(fields["price"], fields.get("currency", "IDR")) \
+        if fields.get("price") is not None else ""
+    top = " · ".join(filter(None, [price, mark]))
+    return "\n".join(filter(None, [top, str(fields.get("brand") or ""), p.title or p.key]))
 
 
 class CatalogHandlers(AppHandlers):

@@ -76,7 +76,8 @@ textarea:focus-visible, input:focus-visible {{
   line-height: 1.25; padding: 3px 4px 4px !important; opacity: 1 !important; }}
 .dark .results .caption-label {{ color: #e5e7eb; }}
 .products .caption-label {{ display: -webkit-box !important; -webkit-box-orient: vertical;
-  -webkit-line-clamp: 3; overflow: hidden !important; }}
+  -webkit-line-clamp: 4; overflow: hidden !important; padding-bottom: 0 !important;
+  margin-bottom: 4px; }}
 .products .caption-label::first-line {{ font-weight: 700; }}
 #query-error:not(:has(.field-error)), #filter-error:not(:has(.field-error)) {{
   display: none !important; }}
