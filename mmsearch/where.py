@@ -62,7 +62,14 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
         m = _TOKEN.match(text, pos)
         if not m:
             pos += len(text[pos:]) - len(text[pos:].lstrip())
-            hint = " (compare with ==)" if text[pos] == "=" else ""
+            hint = ""
+            if text[pos] == "=" and text[pos:pos + 2] != "==":  # price = 3 -> price == 3
+                hint = f" (to compare, write ==: {brief(text[:pos] + '==' + text[pos + 1:], 40)})"
+            elif text[pos] in ".," and out and out[-1][0] == "num":  # 1.250.000: a price as shown
+                grouped = re.match(r"-?\d{1,3}(?:[.,]\d{3})+", text[out[-1][2] - 1:])
+                if grouped:
+                    hint = (f" (write {re.sub('[.,]', '', grouped.group())} without "
+                            "thousands separators)")
             raise WhereError(f"cannot read --where at column {pos + 1}: "
                              f"{brief(text[pos:pos + 12], 12)}{hint}")
         kind = m.lastgroup
@@ -173,6 +180,10 @@ def translate(text: str, field: Callable[[str], str] = json_field()) -> str:
 
     result = expr()
     if pos != len(tokens):
+        grouped = re.match(r"-?\d{1,3}(?:,\d{3})+", text[tokens[pos - 1][2] - 1:]) \
+            if tokens[pos][1] == "," and tokens[pos - 1][0] == "num" else None
+        hint = f" (write {grouped.group().replace(',', '')} without thousands separators)" \
+            if grouped else ""
         raise WhereError(f"--where has something extra at column {tokens[pos][2]}: "
-                         f"{brief(tokens[pos][1])}")
+                         f"{brief(tokens[pos][1])}{hint}")
     return result

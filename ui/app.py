@@ -23,20 +23,18 @@ from mmsearch.engine import IndexProblem
 from mmsearch.search import QueryError, Searcher
 from mmsearch.stores import open_index, searcher_for
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
-from ui.handlers import ANY, MAX_GROUPS, Handlers, stats_markdown
+from ui.duplicates import duplicates_tab
+from ui.handlers import ANY, Handlers, stats_markdown
 from ui.api import build_api
 from ui.products import CatalogHandlers, products_tab
 from ui.security import Guard, HostPolicy, IndexingPolicy, private_temp_dir
 from ui.uploads import QueryPictures
-from ui.widgets import (DEFAULT_K, on_select, query_form, results_gallery, script_endpoints,
-                        selection_row)
+from ui.page import FolderPage, form_values, page_words
+from ui.results import PAGE, error_html, thumb_url
+from ui.style import CLOSE_PREVIEW, CSS, PAGE_JS, theme
+from ui.widgets import DEFAULT_K, IN_ORDER, api_parts, on_select, query_form, results_panel, script_endpoints
 
 MAX_UPLOAD = "20mb"
-# A duplicate group is a short row of small pictures, not a few stretched to the full width.
-# New results close the large preview first (it would show another picture in that place).
-CLOSE_PREVIEW = ("(...args) => { document.querySelector('#results button[aria-label=\"Close\"]')"
-                 "?.click(); return args; }")
-CSS = ".duplicate-group .grid-container { grid-template-columns: repeat(8, minmax(0, 1fr)) !important; }"
 
 
 # Gradio's copies of served previews and leftover uploads: swept hourly (age one hour).
@@ -54,10 +52,10 @@ def build_app(searcher: Searcher, thumbs: Thumbnails,
         return _catalog_app(CatalogHandlers(searcher, thumbs, indexing, pictures, one_run))
     h = Handlers(searcher, thumbs, indexing, pictures, one_run)
     with gr.Blocks(title="mmsearch", delete_cache=SWEEP) as app:
-        gr.Markdown("## mmsearch — find pictures by words or by example")
+        gr.Markdown("## mmsearch — find pictures by words or by example", elem_id="app-title")
         with gr.Tabs():
             folder = _search_tab(h)
-            _duplicates_tab(h)
+            duplicates_tab(h)
             stats = _index_tab(h, folder)
 
         def search_similar(path: str, k: int = DEFAULT_K) -> list[dict]:
@@ -76,89 +74,116 @@ def build_app(searcher: Searcher, thumbs: Thumbnails,
 
 def _catalog_app(h: CatalogHandlers) -> gr.Blocks:
     with gr.Blocks(title="mmsearch — products", delete_cache=SWEEP) as app:
-        gr.Markdown("## mmsearch — find products by words, pictures and what you liked")
+        gr.Markdown("## mmsearch — find products by words, pictures and what you liked",
+                    elem_id="app-title")
         with gr.Tabs():
-            products_tab(h, CLOSE_PREVIEW)
+            products_tab(h)
             stats = _index_tab(h, None)
         app.load(lambda: stats_markdown(h.searcher), None, stats, api_name=False)
     return app
 
 
 def _search_tab(h: Handlers) -> gr.Dropdown:
-    """Words, "without" words, an example picture, filters, results, feedback buttons."""
+    """One search bar (words, "without" words, an example picture), the filters, then the
+    results with their header and chips; the opened picture carries its actions."""
+    page = FolderPage(h)
     with gr.Tab("Search"):
         form = query_form("Describe the picture", "a red dress · sepatu lari ringan · a black bag",
-                          {"label": "Without (words to leave out, comma-separated)",
-                           "placeholder": "people, red"})
-        query, without, example = form.query, form.second, form.example
-        go, k, min_score = form.go, form.k, form.min_score
-        with gr.Accordion("Filters", open=False):
+                          {"label": "Without (comma-separated)", "placeholder": "people, red",
+                           "elem_id": "without"})
+        query, without = form.query, form.second
+        with gr.Accordion("Filters", open=False, elem_id="filters"):
+            filter_error = gr.HTML("", elem_id="filter-error")
             with gr.Row():
                 folder = gr.Dropdown(label="In folder", choices=["", *h.searcher.index.roots],
-                                     value="", allow_custom_value=True)
+                                     value="", allow_custom_value=True, elem_id="folder")
                 since = gr.Textbox(label="Since (YYYY[-MM[-DD]])", placeholder="2024-05",
-                                   value="")
-                until = gr.Textbox(label="Until", placeholder="2024-12-31", value="")
+                                   value="", max_lines=1, elem_id="since")
+                until = gr.Textbox(label="Until", placeholder="2024-12-31", value="", max_lines=1,
+                                   elem_id="until")
             with gr.Row():
                 orientation = gr.Radio([ANY, *ORIENTATIONS], value=ANY, label="Orientation")
                 min_width = gr.Number(label="Min width (px)", value=0, precision=0)
                 min_height = gr.Number(label="Min height (px)", value=0, precision=0)
-        gallery = results_gallery("Results")
-        row = selection_row("picture", "Find similar")
-        selected, feedback = row.selected, row.feedback
-        paths, liked, disliked = gr.State([]), gr.State([]), gr.State([])
-        script_endpoints(h.search_text, h.search_image, k, [gallery, paths])
+                min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score",
+                                      elem_id="min-score")
+        panel = results_panel("picture", "Find similar")
+        liked, disliked, example = gr.State([]), gr.State([]), gr.State(None)
+        api = api_parts()
+        script_endpoints(h.search_text, h.search_image, api.k, [api.gallery, api.keys])
 
     flt = [folder, since, until, orientation, min_width, min_height]
-    form = [query, without, example, liked, disliked, k, min_score, *flt]
-    for trigger in (go.click, query.submit, without.submit, example.upload):
-        trigger(h.search, form, [gallery, paths], js=CLOSE_PREVIEW,
-                api_name="search" if trigger == go.click else False)
+    # the API's /search: the same parameters as ever (k, example as a file)
+    api.k.change(h.search, [query, without, api.example, liked, disliked, api.k, min_score,
+                            *flt], [api.gallery, api.keys], api_name="search")
 
-    def find_similar(path, k_, cutoff, *filters):
-        return h.search_similar(path, k_, cutoff, **dict(zip(FILTER_KEYS, filters)))
+    outs = [panel.gallery, panel.keys, panel.request, panel.header, form.error, filter_error,
+            panel.selected, panel.more_results]
+    fields = [query, without, example, liked, disliked, min_score, *flt]
 
-    def mark(more_: bool):
-        def handler(sel, liked_, disliked_, text, without_, example_, *rest):
-            liked_, disliked_ = h.mark(sel, liked_, disliked_, more_)
-            items, new_paths = h.search(text, without_, example_, liked_, disliked_, *rest)
-            return liked_, disliked_, h.feedback_markdown(liked_, disliked_), items, new_paths
+    def request(text, without_, example_, liked_, disliked_, cutoff, *filters) -> dict:
+        path, thumb = example_ or (None, "")
+        return dict(text=text, without=without_, example=path, example_thumb=thumb,
+                    liked=liked_ or [], disliked=disliked_ or [], min_score=cutoff, k=PAGE,
+                    **dict(zip(FILTER_KEYS, filters)))
+
+    def start(*values):
+        return page.respond(request(*values))
+
+    def upload(path, *values):
+        try:
+            picture = (path, thumb_url(h.pictures.load(path)))
+        except QueryError as exc:
+            return (gr.skip(),) + error_outputs(h, exc)
+        return (picture,) + page.respond(request(values[0], values[1], picture, *values[3:]))
+
+    def similar(path, cutoff, *filters):
+        if not path:
+            return error_outputs(h, QueryError("open a picture first"))
+        return page.respond(dict(similar=path, min_score=cutoff, k=PAGE,
+                                 **dict(zip(FILTER_KEYS, filters))))
+
+    def marker(more_: bool):
+        def handler(sel, *values):
+            if not sel:
+                return (gr.skip(), gr.skip()) + error_outputs(h, QueryError("open a picture first"))
+            liked_, disliked_ = h.mark(sel, values[3], values[4], more_)
+            values = (*values[:3], liked_, disliked_, *values[5:])
+            return (liked_, disliked_) + page.respond(request(*values))
         return handler
 
-    gallery.select(on_select, [paths], [selected], api_name=False)
-    row.similar.click(find_similar, [selected, k, min_score, *flt], [gallery, paths],
-                  js=CLOSE_PREVIEW, api_name=False)
-    for button, more_ in ((row.more, True), (row.less, False)):
-        button.click(mark(more_), [selected, liked, disliked, query, without, example, k,
-                                   min_score, *flt],
-                     [liked, disliked, feedback, gallery, paths], js=CLOSE_PREVIEW,
-                     api_name=False)
-    row.forget.click(lambda: ([], [], ""), None, [liked, disliked, feedback], api_name=False)
+    def clear_chip(req: dict, evt: gr.EventData):
+        key = (getattr(evt, "_data", None) or {}).get("clear")
+        if not key or not req:
+            return (gr.skip(),) * (len(fields) + len(outs))
+        new = page.cleared(req, key)
+        example_ = (new["example"], new.get("example_thumb", "")) if new.get("example") else None
+        keep = [new.get("text") or "", new.get("without") or "", example_,
+                new.get("liked") or [], new.get("disliked") or []]
+        return (*keep, *form_values(new, ("min_score", *FILTER_KEYS)), *page.respond(new))
+
+    for trigger in (form.go.click, query.submit, without.submit):
+        trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
+    form.example.upload(upload, [form.example, *fields], [example, *outs], js=CLOSE_PREVIEW,
+                        api_name=False, **IN_ORDER)
+    panel.more_results.click(lambda req: page.respond({**req, "k": int(req.get("k") or PAGE)
+                                                       + PAGE}), [panel.request], outs,
+                             api_name=False, **IN_ORDER)
+    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False, **IN_ORDER)
+    panel.similar.click(similar, [panel.selected, min_score, *flt], outs, js=CLOSE_PREVIEW,
+                        api_name=False, **IN_ORDER)
+    for button, more_ in ((panel.more, True), (panel.less, False)):
+        button.click(marker(more_), [panel.selected, *fields], [liked, disliked, *outs],
+                     js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
+    panel.header.click(clear_chip, [panel.request], [*fields, *outs], js=CLOSE_PREVIEW,
+                       api_name=False, **IN_ORDER)
     return folder
 
 
-def _duplicates_tab(h: Handlers) -> None:
-    with gr.Tab("Duplicates"):
-        with gr.Row():
-            threshold = gr.Slider(0.8, 1.0, value=h.default_threshold(), step=0.0001,
-                                  label="Similarity threshold (copies score near 1)")
-            find = gr.Button("Find duplicates", variant="primary", elem_id="find-duplicates")
-        groups = gr.JSON(visible=False)  # a JSON output, so the API returns the groups
-        count = gr.Markdown(elem_id="group-count")
-
-        @gr.render(inputs=[groups])
-        def draw_groups(found: list[list[dict]] | None):
-            for n, group in enumerate((found or [])[:MAX_GROUPS], 1):
-                gr.Gallery(h.group_gallery(group), label=f"Group {n} · {len(group)} pictures",
-                           columns=8, height=175, allow_preview=True,
-                           object_fit="contain", elem_classes=["duplicate-group"])
-
-    def describe(found: list[list[dict]]) -> str:
-        more = f" (showing the first {MAX_GROUPS})" if len(found) > MAX_GROUPS else ""
-        return f"**{len(found)}** groups of near-duplicates{more}"
-
-    find.click(h.duplicate_groups, [threshold], [groups], api_name="duplicates") \
-        .then(describe, [groups], [count], api_name=False)
+def error_outputs(h, exc: Exception) -> tuple:
+    """A page's outputs for an error before any search: the error beside the bar, the
+    previous results kept."""
+    return (gr.skip(),) * 4 + (error_html(page_words(h.public(exc))), "", gr.skip(), gr.skip())
 
 
 def _index_tab(h: Handlers | CatalogHandlers, folder_filter: gr.Dropdown | None) -> gr.Markdown:
@@ -248,7 +273,7 @@ def launch(searcher: Searcher, host: str = "127.0.0.1", port: int = 7860,
                        served=(str(thumbs.folder), str(temp)), auth=bool(auth))
     token = resident.new_token()
     api = Mount("/api", app=build_api(searcher, token, one_run))
-    app.launch(css=CSS, server_name=host, server_port=port,
+    app.launch(css=CSS, theme=theme(), js=PAGE_JS, server_name=host, server_port=port,
                allowed_paths=[str(thumbs.folder)], max_file_size=MAX_UPLOAD,
                prevent_thread_lock=True, show_error=False, quiet=not block,
                auth=auth or None, share=share, ssr_mode=False,

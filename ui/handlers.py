@@ -106,13 +106,16 @@ class AppHandlers:
     def result_key(result) -> str:
         raise NotImplementedError
 
-    def gallery(self, results) -> tuple[list[tuple[str, str]], list[str]]:
-        """(gallery items, the results' keys in the same order: paths, or product ids)."""
+    def gallery(self, results, caption: Callable | None = None
+                ) -> tuple[list[tuple[str, str]], list[str]]:
+        """(gallery items, the results' keys in the same order: paths, or product ids).
+        `caption`: how the page captions a result (the API keeps `result_caption`)."""
+        caption = caption or self.result_caption
         items, keys = [], []
         for r in results:
             preview = self.thumbs.ensure(r.path, r.hash)
             if preview is not None:  # deleted or broken since indexing: leave it out
-                items.append((str(preview), self.result_caption(r)))
+                items.append((str(preview), caption(r)))
                 keys.append(r.key)
         return items, keys
 
@@ -202,16 +205,6 @@ class Handlers(AppHandlers):
         except ValueError as exc:
             self.fail(exc)
         return [[{"file": m.path, "score": round(m.score, 6)} for m in g] for g in groups]
-
-    def group_gallery(self, group: list[dict]) -> list[tuple[str, str]]:
-        hits = self.searcher.index.get([m["file"] for m in group], ("hash",))
-        items = []
-        for m in group:
-            row = hits.get(m["file"])
-            preview = self.thumbs.ensure(m["file"], row["hash"]) if row else None
-            if preview is not None:
-                items.append((str(preview), f"{m['score']:.4f} · {os.path.basename(m['file'])}"))
-        return items
 
     def default_threshold(self) -> float:
         return default_threshold(self.searcher.index.model)

@@ -1,5 +1,5 @@
-"""Pieces of page both kinds of index use: the example-picture drop, the search controls,
-the results gallery and the row of actions on a selected result."""
+"""Pieces of page both kinds of index use: the search bar, the results (header, grid, the
+opened picture's actions, "More results") and the hidden parts the HTTP API calls."""
 
 from __future__ import annotations
 
@@ -7,73 +7,72 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from ui.style import CHIP_JS
+
 DEFAULT_K = 24
-
-
-def example_picture() -> gr.File:
-    # gr.File, not gr.Image: the picture is decoded by mmsearch, so a bad upload gets
-    # mmsearch's one-line reason instead of a component error
-    return gr.File(label="…and/or an example picture", type="filepath",
-                   file_types=["image", ".heic", ".heif"], height=150)
+# The page's events run one at a time, in the order they were sent: with the queue's default
+# of 4 at once, a slow first search (words typed, Enter) answered after the Search click
+# that followed it and put its older results and filters back (seen in test_browser). A
+# search takes tens of milliseconds, so one at a time costs little; the API is not limited.
+IN_ORDER = {"concurrency_limit": 1, "concurrency_id": "page"}
+PICTURE_TYPES = ["image", ".heic", ".heif"]
 
 
 @dataclass
 class QueryForm:
     query: gr.Textbox
     second: gr.Textbox   # "without" words (folders) or the --where filter (catalogues)
-    example: gr.File
+    example: gr.UploadButton
     go: gr.Button
-    k: gr.Slider
-    min_score: gr.Slider
+    error: gr.HTML       # what went wrong with the words, the second box or the picture
 
 
 def query_form(label: str, placeholder: str, second: dict) -> QueryForm:
-    """The words box with a second box under it (`second`: its gr.Textbox arguments), the
-    example picture beside them, and the search controls below."""
-    with gr.Row():
-        with gr.Column(scale=3):
-            query = gr.Textbox(label=label, autofocus=True, placeholder=placeholder)
-            extra = gr.Textbox(value="", **second)
-        with gr.Column(scale=1):
-            example = example_picture()
-    return QueryForm(query, extra, example, *search_controls())
-
-
-def search_controls() -> tuple[gr.Button, gr.Slider, gr.Slider]:
-    """(Search button, number of results, minimum score), in one row."""
-    with gr.Row():
-        go = gr.Button("Search", variant="primary", scale=1)
-        k = gr.Slider(1, 100, value=DEFAULT_K, step=1, label="Results", scale=2)
-        min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
-    return go, k, min_score
-
-
-def results_gallery(what: str) -> gr.Gallery:
-    return gr.Gallery(label=f"{what}: click one to see it large and select it",
-                      elem_id="results", columns=6, height="auto", allow_preview=True,
-                      object_fit="contain")
+    """One search bar: the words, the second box (`second`: its gr.Textbox arguments), an
+    example-picture button and Search, side by side (stacked on a phone); errors under it."""
+    with gr.Row(elem_id="search-bar", equal_height=False):
+        query = gr.Textbox(label=label, autofocus=True, placeholder=placeholder, scale=4,
+                           max_lines=1, elem_id="query")
+        extra = gr.Textbox(value="", scale=2, max_lines=1, **second)
+        # an upload button, not gr.Image: mmsearch decodes the picture, so a bad upload gets
+        # mmsearch's one-line reason (with the file's name) instead of a component error
+        example = gr.UploadButton("Example picture…", file_types=PICTURE_TYPES,
+                                  type="filepath", scale=1, min_width=120, elem_id="example")
+        go = gr.Button("Search", variant="primary", scale=1, min_width=120,
+                       elem_id="search-button")
+    error = gr.HTML("", elem_id="query-error")
+    return QueryForm(query, extra, example, go, error)
 
 
 @dataclass
-class SelectionRow:
+class ResultsPanel:
+    header: gr.HTML      # "N results · what · chips"; a chip's click says which to clear
+    gallery: gr.Gallery
+    more_results: gr.Button
     selected: gr.Textbox
-    similar: gr.Button
+    similar: gr.Button   # these three sit in the opened picture's toolbar
     more: gr.Button
     less: gr.Button
-    forget: gr.Button
-    feedback: gr.Markdown
+    keys: gr.State       # the shown results' paths or product ids, in order
+    request: gr.State    # what produced them (ui.page), to ask again for more
 
 
-def selection_row(what: str, similar_label: str) -> SelectionRow:
-    """The selected result (copyable) and what to do with it."""
-    with gr.Row():
-        selected = gr.Textbox(label=f"Selected {what}", interactive=False, buttons=["copy"],
-                              scale=3, elem_id="selected")
-        similar = gr.Button(similar_label, scale=1, elem_id="similar")
-        more = gr.Button("More like this", scale=1, elem_id="more")
-        less = gr.Button("Less like this", scale=1, elem_id="less")
-        forget = gr.Button("Forget likes", scale=1, size="sm")
-    return SelectionRow(selected, similar, more, less, forget, gr.Markdown(elem_id="feedback"))
+def results_panel(what: str, similar_label: str) -> ResultsPanel:
+    header = gr.HTML("", elem_id="results-header", js_on_load=CHIP_JS)
+    similar = gr.Button(similar_label, elem_id="similar", size="sm")
+    more = gr.Button("More like this", elem_id="more", size="sm")
+    less = gr.Button("Less like this", elem_id="less", size="sm")
+    # no "share" button: it needs a Hugging Face Space and failed here with a TypeError
+    gallery = gr.Gallery(label=f"{what.capitalize()}s: open one to see it large",
+                         show_label=False, elem_id="results",
+                         elem_classes=["results", "products" if what == "product" else "pictures"],
+                         columns=6, height="auto", allow_preview=True, object_fit="contain",
+                         buttons=[similar, more, less, "download", "fullscreen"])
+    more_results = gr.Button("More results", elem_id="more-results", visible=False)
+    selected = gr.Textbox(label=f"Selected {what}", interactive=False, buttons=["copy"],
+                          elem_id="selected", max_lines=1)
+    return ResultsPanel(header, gallery, more_results, selected, similar, more, less,
+                        gr.State([]), gr.State({}))
 
 
 def mark(selected: str, liked: list[str], disliked: list[str], more: bool,
@@ -99,3 +98,20 @@ def script_endpoints(search_text, search_image, k: gr.Slider, outputs: list) -> 
     picture_only = gr.File(visible=False, type="filepath")
     text_only.change(search_text, [text_only, k], outputs, api_name="search_text")
     picture_only.upload(search_image, [picture_only, k], outputs, api_name="search_image")
+
+
+@dataclass
+class ApiParts:
+    """Hidden inputs and outputs of the HTTP API's events (gradio_client): the page never
+    changes them, so the API keeps its parameters (k, example) and its gallery output while
+    the page shows its own."""
+    k: gr.Number
+    example: gr.File
+    gallery: gr.Gallery
+    keys: gr.State
+
+
+def api_parts() -> ApiParts:
+    return ApiParts(gr.Number(DEFAULT_K, visible=False, precision=0),
+                    gr.File(visible=False, type="filepath", file_types=PICTURE_TYPES),
+                    gr.Gallery(visible=False), gr.State([]))
