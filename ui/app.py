@@ -107,6 +107,12 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
                 min_height = gr.Number(label="Min height (px)", value=0, precision=0)
                 min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score",
                                       elem_id="min-score")
+            with gr.Row():
+                # every match above the query's own cutoff (mmsearch.cutoff), and by date
+                show = gr.Radio([("Best matches", "top"), ("All matches", "all")], value="top",
+                                label="Show", elem_id="show")
+                sort = gr.Radio([("Best first", "score"), ("Newest first", "date")],
+                                value="score", label="Order", elem_id="sort")
         panel = results_panel("picture", "Find similar")
         liked, disliked, example = gr.State([]), gr.State([]), gr.State(None)
         api = api_parts()
@@ -119,13 +125,13 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
 
     outs = [panel.gallery, panel.keys, panel.request, panel.header, form.error, filter_error,
             panel.selected, panel.more_results]
-    fields = [query, without, example, liked, disliked, min_score, *flt]
+    fields = [query, without, example, liked, disliked, min_score, *flt, show, sort]
 
     def request(text, without_, example_, liked_, disliked_, cutoff, *filters) -> dict:
         path, thumb = example_ or (None, "")
         return dict(text=text, without=without_, example=path, example_thumb=thumb,
                     liked=liked_ or [], disliked=disliked_ or [], min_score=cutoff, k=PAGE,
-                    **dict(zip(FILTER_KEYS, filters)))
+                    **dict(zip(FILTER_KEYS + ORDER_KEYS, filters)))
 
     def start(*values):
         return page.respond(request(*values))
@@ -141,7 +147,7 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
         if not path:
             return error_outputs(h, QueryError("open a picture first"))
         return page.respond(dict(similar=path, min_score=cutoff, k=PAGE,
-                                 **dict(zip(FILTER_KEYS, filters))))
+                                 **dict(zip(FILTER_KEYS + ORDER_KEYS, filters))))
 
     def marker(more_: bool):
         def handler(sel, *values):
@@ -160,7 +166,8 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
         example_ = (new["example"], new.get("example_thumb", "")) if new.get("example") else None
         keep = [new.get("text") or "", new.get("without") or "", example_,
                 new.get("liked") or [], new.get("disliked") or []]
-        return (*keep, *form_values(new, ("min_score", *FILTER_KEYS)), *page.respond(new))
+        return (*keep, *form_values(new, ("min_score", *FILTER_KEYS, *ORDER_KEYS)),
+                *page.respond(new))
 
     for trigger in (form.go.click, query.submit, without.submit):
         trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
@@ -170,7 +177,8 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
                                                        + PAGE}), [panel.request], outs,
                              api_name=False, **IN_ORDER)
     panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False, **IN_ORDER)
-    panel.similar.click(similar, [panel.selected, min_score, *flt], outs, js=CLOSE_PREVIEW,
+    panel.similar.click(similar, [panel.selected, min_score, *flt, show, sort], outs,
+                        js=CLOSE_PREVIEW,
                         api_name=False, **IN_ORDER)
     for button, more_ in ((panel.more, True), (panel.less, False)):
         button.click(marker(more_), [panel.selected, *fields], [liked, disliked, *outs],
@@ -228,6 +236,7 @@ def _index_tab(h: Handlers | CatalogHandlers, folder_filter: gr.Dropdown | None)
 
 
 FILTER_KEYS = ("folder", "since", "until", "orientation", "min_width", "min_height")
+ORDER_KEYS = ("show", "sort")  # all matches or the top ones; by score or by date
 
 
 def _progress(progress: gr.Progress):

@@ -79,7 +79,9 @@ class Page:
         try:
             hits = self.results(req, k)
             items, keys = self.h.gallery(hits, caption=lambda hit: self.caption(hit, req))
-            header = Header(len(items), self.what(req), self.chips(req), more=len(hits) >= k)
+            every = req.get("show") == "all"  # all the matches are there: no "more"
+            header = Header(len(items), self.what(req), self.chips(req),
+                            more=not every and len(hits) >= k, matches=every)
             if not items:
                 self.explain(req, header)
         except (QueryError, FilterError, WhereError, IndexProblem) as exc:
@@ -122,7 +124,7 @@ class FolderPage(Page):
     """The Search tab of a folder index."""
 
     FILTER_KEYS = ("folder", "since", "until", "orientation", "min_width", "min_height",
-                   "min_score", "without")
+                   "min_score", "without", "show", "sort")
 
     def results(self, req: dict, k: int) -> list:
         h = self.h
@@ -130,11 +132,13 @@ class FolderPage(Page):
                            ("folder", "since", "until", "orientation", "min_width",
                             "min_height") if req.get(key) not in (None, "")})
         cutoff = float(req.get("min_score") or 0) or None
+        order = {"all": req.get("show") == "all", "sort": req.get("sort") or "score"}
         if req.get("similar"):
-            return h.searcher.search_similar(req["similar"], k, filters=flt, min_score=cutoff)
+            return h.searcher.search_similar(req["similar"], k, filters=flt, min_score=cutoff,
+                                             **order)
         query = h.query(req.get("text") or "", req.get("without") or "", req.get("example"),
                         req.get("liked") or [], req.get("disliked") or [], cutoff or 0)
-        query.filters = flt
+        query.filters, query.all, query.sort = flt, order["all"], order["sort"]
         return h.searcher.search(query, k)
 
     def what(self, req: dict) -> str:
@@ -169,6 +173,10 @@ class FolderPage(Page):
                 out.append(Chip(key, f"{label}{int(req[key])} px"))
         if float(req.get("min_score") or 0):
             out.append(Chip("min_score", f"score ≥ {float(req['min_score']):.2f}"))
+        if req.get("show") == "all":
+            out.append(Chip("show", "all matches"))
+        if req.get("sort") == "date":
+            out.append(Chip("sort", "newest first"))
         return out
 
     @staticmethod
@@ -191,5 +199,6 @@ class FolderPage(Page):
 
 def form_values(req: dict, keys: tuple[str, ...]) -> list:
     """The form's fields as a request says them (after a chip cleared one)."""
-    defaults = {"orientation": "any", "min_width": 0, "min_height": 0, "min_score": 0}
+    defaults = {"orientation": "any", "min_width": 0, "min_height": 0, "min_score": 0,
+                "show": "top", "sort": "score"}
     return [req.get(k) if req.get(k) not in (None, "") else defaults.get(k, "") for k in keys]

@@ -29,6 +29,7 @@ class Header:
     why_empty: str = ""            # which filter or cutoff emptied the list
     clear_keys: list[str] = field(default_factory=list)  # chips the empty state offers to clear
     more: bool = False             # "More results" may find more
+    matches: bool = False          # all the matches: "≈N matches" (mmsearch.cutoff)
 
 
 def chip_button(chip: Chip, extra_class: str = "") -> str:
@@ -40,7 +41,8 @@ def chip_button(chip: Chip, extra_class: str = "") -> str:
 
 def header_html(h: Header) -> str:
     n = h.count
-    counted = f"{n} result{'s' if n != 1 else ''}" if n else "No results"
+    counted = (f"≈{n} match{'es' if n != 1 else ''}" if h.matches else
+               f"{n} result{'s' if n != 1 else ''}") if n else "No results"
     parts = [f'<span class="what" role="status">{html.escape(counted)} '
              f'{html.escape(h.what)}</span>']
     removable = [c for c in h.chips if c.key != "all"]
