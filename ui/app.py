@@ -29,7 +29,7 @@ from ui.api import build_api
 from ui.products import CatalogHandlers, products_tab
 from ui.security import Guard, HostPolicy, IndexingPolicy, private_temp_dir
 from ui.uploads import QueryPictures
-from ui.page import FolderPage, form_values, page_words
+from ui.page import FolderPage, chip_clearer, page_words
 from ui.results import PAGE, error_html, thumb_url
 from ui.style import CLOSE_PREVIEW, CSS, PAGE_JS, theme
 from ui.widgets import DEFAULT_K, IN_ORDER, api_parts, on_select, query_form, results_panel, script_endpoints
@@ -158,16 +158,8 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
             return (liked_, disliked_) + page.respond(request(*values))
         return handler
 
-    def clear_chip(req: dict, evt: gr.EventData):
-        key = (getattr(evt, "_data", None) or {}).get("clear")
-        if not key or not req:
-            return (gr.skip(),) * (len(fields) + len(outs))
-        new = page.cleared(req, key)
-        example_ = (new["example"], new.get("example_thumb", "")) if new.get("example") else None
-        keep = [new.get("text") or "", new.get("without") or "", example_,
-                new.get("liked") or [], new.get("disliked") or []]
-        return (*keep, *form_values(new, ("min_score", *FILTER_KEYS, *ORDER_KEYS)),
-                *page.respond(new))
+    clear_chip = chip_clearer(page, len(fields) + len(outs), "without",
+                              ("min_score", *FILTER_KEYS, *ORDER_KEYS), page.respond)
 
     for trigger in (form.go.click, query.submit, without.submit):
         trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)

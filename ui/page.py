@@ -50,7 +50,20 @@ class Page:
         raise NotImplementedError
 
     def what(self, req: dict) -> str:
-        raise NotImplementedError
+        """What produced the results, for the header."""
+        if req.get("similar"):
+            return f"similar to {self.similar_name(req['similar'])}"
+        said = []
+        if (req.get("text") or "").strip():
+            said.append("for " + quoted(req["text"]))
+        if req.get("example"):
+            said.append(("and " if said else "") + "like your picture")
+        return " ".join(said)
+
+    @staticmethod
+    def similar_name(key: str) -> str:
+        """How the header names the item a "similar" search started from."""
+        return key
 
     def caption(self, hit, req: dict) -> str:
         raise NotImplementedError
@@ -141,15 +154,9 @@ class FolderPage(Page):
         query.filters, query.all, query.sort = flt, order["all"], order["sort"]
         return h.searcher.search(query, k)
 
-    def what(self, req: dict) -> str:
-        if req.get("similar"):
-            return f"similar to {os.path.basename(req['similar'])}"
-        said = []
-        if (req.get("text") or "").strip():
-            said.append("for " + quoted(req["text"]))
-        if req.get("example"):
-            said.append(("and " if said else "") + "like your picture")
-        return " ".join(said)
+    @staticmethod
+    def similar_name(key: str) -> str:
+        return os.path.basename(key)
 
     def chips(self, req: dict) -> list[Chip]:
         out = []
@@ -202,3 +209,20 @@ def form_values(req: dict, keys: tuple[str, ...]) -> list:
     defaults = {"orientation": "any", "min_width": 0, "min_height": 0, "min_score": 0,
                 "show": "top", "sort": "score"}
     return [req.get(k) if req.get(k) not in (None, "") else defaults.get(k, "") for k in keys]
+
+
+def chip_clearer(page: Page, n_outputs: int, second: str, form_keys: tuple[str, ...],
+                 respond):
+    """The handler of a chip's ×: the form's fields as the request without that chip says
+    them (words, the second box `second`, example, likes, then `form_keys`), then its
+    results through `respond`."""
+    def clear_chip(req: dict, evt: gr.EventData):
+        key = (getattr(evt, "_data", None) or {}).get("clear")
+        if not key or not req:
+            return (gr.skip(),) * n_outputs
+        new = page.cleared(req, key)
+        example_ = (new["example"], new.get("example_thumb", "")) if new.get("example") else None
+        keep = [new.get("text") or "", new.get(second) or "", example_,
+                new.get("liked") or [], new.get("disliked") or []]
+        return (*keep, *form_values(new, form_keys), *respond(new))
+    return clear_chip

@@ -16,8 +16,8 @@ from mmsearch.search import Query, QueryError, Searcher
 from mmsearch.where import WhereError, translate
 from ui.handlers import AppHandlers, why
 from ui.security import PathRefused
-from ui.page import DISLIKED, LIKED, Page, page_words
-from ui.results import PAGE, Chip, error_html, quoted, thumb_url
+from ui.page import DISLIKED, LIKED, Page, chip_clearer, page_words
+from ui.results import PAGE, Chip, error_html, thumb_url
 from ui.style import CLOSE_PREVIEW
 from ui.widgets import IN_ORDER, api_parts, mark, on_select, query_form, results_panel, script_endpoints
 
@@ -179,16 +179,6 @@ class CatalogPage(Page):
             like=like, dislike=[] if req.get("similar") else req.get("disliked") or [],
             where=where, min_score=float(req.get("min_score") or 0) or None), k)
 
-    def what(self, req: dict) -> str:
-        if req.get("similar"):
-            return f"similar to {req['similar']}"
-        said = []
-        if (req.get("text") or "").strip():
-            said.append("for " + quoted(req["text"]))
-        if req.get("example"):
-            said.append(("and " if said else "") + "like your picture")
-        return " ".join(said)
-
     def chips(self, req: dict) -> list[Chip]:
         out = []
         if req.get("example") and not req.get("similar"):
@@ -300,15 +290,7 @@ def products_tab(h: CatalogHandlers) -> None:
                                                          values[5]))
         return handler
 
-    def clear_chip(req: dict, evt: gr.EventData):
-        key = (getattr(evt, "_data", None) or {}).get("clear")
-        if not key or not req:
-            return (gr.skip(),) * (len(fields) + len(outs))
-        new = page.cleared(req, key)
-        example_ = (new["example"], new.get("example_thumb", "")) if new.get("example") else None
-        return (new.get("text") or "", new.get("where") or "", example_,
-                new.get("liked") or [], new.get("disliked") or [],
-                float(new.get("min_score") or 0), *respond(new))
+    clear_chip = chip_clearer(page, len(fields) + len(outs), "where", ("min_score",), respond)
 
     outs = outs[:5] + outs[6:]
     for trigger in (form.go.click, query.submit, where.submit):
