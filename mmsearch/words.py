@@ -35,8 +35,10 @@ MAX_JOIN_CHARS = 60_000
 # One request takes `limit` photos of its texts in no order of score, so the best-scoring
 # texts are asked for first, a score level at a time, and after LEVELS levels the rest in
 # one request: with all 64 texts in one request "lombok sunset" (`--mode text`) returned 1 of
-# the 3 Lombok sunset photos in its top 20, the others being any Lombok photos.
-LEVELS = 3
+# the 3 Lombok sunset photos in its top 20, the others being any Lombok photos. Each request
+# scans the items' texts (~30 ms at 100k, bench/words.py): 3 levels made a three-word query
+# 156 -> 325 ms, so only the best level goes first.
+LEVELS = 1
 # Words that say nothing about a picture but fill read text: English and Indonesian function
 # words. Without them "a dog on the beach" matched every screenshot holding "the" and "on".
 STOP_WORDS = (
@@ -115,7 +117,7 @@ def levels(scores: dict[str, float]) -> list[list[str]]:
     groups: list[list[str]] = []
     last = None
     for text, score in scores.items():
-        if groups and (len(groups) >= LEVELS or math.isclose(score, last, rel_tol=1e-6)):
+        if groups and (len(groups) > LEVELS or math.isclose(score, last, rel_tol=1e-6)):
             groups[-1].append(text)
         else:
             groups.append([text])
