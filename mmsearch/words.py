@@ -39,6 +39,8 @@ MAX_JOIN_CHARS = 60_000
 # scans the items' texts (~30 ms at 100k, bench/words.py): 3 levels made a three-word query
 # 156 -> 325 ms, so only the best level goes first.
 LEVELS = 1
+# Item rows read at once to see which of 100 texts photos still hold (Milvus's query limit).
+HELD_ROWS = 16384
 # Words that say nothing about a picture but fill read text: English and Indonesian function
 # words. Without them "a dog on the beach" matched every screenshot holding "the" and "on".
 STOP_WORDS = (
@@ -157,8 +159,11 @@ def forget(client, collection: str, texts: set[str], retries: int) -> None:
     while texts:
         join, asked = holding(list(texts)[:100])
         texts -= set(asked)
-        held = {r["text"] for r in client.query(collection, filter=join, output_fields=["text"],
-                                                limit=16384)}
+        rows = client.query(collection, filter=join, output_fields=["text"], limit=HELD_ROWS)
+        held = {r["text"] for r in rows}
+        if len(rows) >= HELD_ROWS:  # a text held by many photos may have filled the answer
+            held |= {t for t in set(asked) - held if client.query(
+                collection, filter=f"text == {quote(t)}", output_fields=["id"], limit=1)}
         gone = [text_id(t) for t in set(asked) - held]
         if gone:
             client.delete(WORDS, ids=gone, retry_times=retries)

@@ -189,3 +189,28 @@ def test_the_photos_of_the_best_matching_texts_come_first(tmp_path, make_index, 
     assert {k for k, _ in index.ranked_keys(SPARSE, "lombok sunset", 20)[:3]} == best
     assert {k for k, _ in index.ranked_keys(SPARSE, "lombok sunset", 20, near=near)[:3]} == best
     assert {h.key for h in index.search_many(["lombok sunset"], 3, "", SPARSE)[0]} == best
+
+
+def test_a_text_still_held_stays_when_a_common_text_fills_the_answer(tmp_path, make_index,
+                                                                     encoder, monkeypatch):
+    """Which texts photos still hold is read HELD_ROWS rows at a time (16,384: a Camera Roll
+    at 1M photos holds more of one text); a text those rows crowd out must not be dropped."""
+    import numpy as np
+
+    from mmsearch import words
+    from mmsearch.items import Item
+
+    monkeypatch.setattr(words, "HELD_ROWS", 5)
+    v = np.ones(encoder.dim, np.float32) / np.sqrt(encoder.dim)
+
+    def photo(folder: str, name: str) -> Item:
+        return Item(path=str(tmp_path / folder / name), size=1, mtime=1.0, hash=name,
+                    fields={"folders": folder}, image_vector=v)
+    index = make_index()
+    index.upsert([photo("camera roll", f"IMG_{i}.jpg") for i in range(60)]
+                 + [photo("gili", "IMG_a.jpg"), photo("gili", "IMG_b.jpg")])
+    index.delete([str(tmp_path / "camera roll" / "IMG_0.jpg"),
+                  str(tmp_path / "gili" / "IMG_a.jpg")])
+    index.flush()
+    assert [h.key for h in index.search_many(["gili"], 5, "", words.SPARSE)[0]] == [
+        str(tmp_path / "gili" / "IMG_b.jpg")]
