@@ -21,6 +21,7 @@ A text no photo holds any more is dropped when the last photo holding it changes
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 from mmsearch.filters import quote
@@ -31,6 +32,15 @@ WORDS = "mmsearch_words"
 # filter (long texts read from screenshots would make the expression itself the cost).
 TEXTS = 64
 MAX_JOIN_CHARS = 60_000
+# One request takes `limit` photos of its texts in no order of score, so the best-scoring
+# texts are asked for first, a score level at a time, and after LEVELS levels the rest in
+# one request: with all 64 texts in one request "lombok sunset" (`--mode text`) returned 1 of
+# the 3 Lombok sunset photos in its top 20, the others being any Lombok photos. Each request
+# scans the items' texts (~30 ms at 100k, bench/words.py): 3 levels made a three-word query
+# 156 -> 325 ms, so only the best level goes first.
+LEVELS = 1
+# Item rows read at once to see which of 100 texts photos still hold (Milvus's query limit).
+HELD_ROWS = 16384
 # Words that say nothing about a picture but fill read text: English and Indonesian function
 # words. Without them "a dog on the beach" matched every screenshot holding "the" and "on".
 STOP_WORDS = (
@@ -104,23 +114,40 @@ def holding(texts: Iterable[str]) -> tuple[str, list[str]]:
     return f"text in [{', '.join(quoted)}]", kept
 
 
+def levels(scores: dict[str, float]) -> list[list[str]]:
+    """The texts (best first) in groups of equal score; after LEVELS groups, the rest as one."""
+    groups: list[list[str]] = []
+    last = None
+    for text, score in scores.items():
+        if groups and (len(groups) > LEVELS or math.isclose(score, last, rel_tol=1e-6)):
+            groups[-1].append(text)
+        else:
+            groups.append([text])
+        last = score
+    return groups
+
+
 def ranked_photos(client, collection: str, words: str, limit: int, filter: str = "",
                   near=None, search_params: dict | None = None) -> list[tuple[str, float]]:
     """(key, BM25 score of its text) of up to `limit` photos whose texts match `words` best,
     among those `filter` lets through; photos of one text are ordered by their cosine to the
     picture vector `near` when given (else in no set order)."""
     scores = top_texts(client, words)
-    if not scores:
-        return []
-    join, _ = holding(scores)
-    expr = f"({join}) and ({filter})" if filter else join
-    if near is not None:
-        res = client.search(collection, data=[near], anns_field=IMAGE_VECTOR, limit=limit,
-                            filter=expr, output_fields=["key", "text"],
-                            search_params=search_params or {})[0]
-        rows = [h["entity"] for h in res]
-    else:
-        rows = client.query(collection, filter=expr, output_fields=["key", "text"], limit=limit)
+    rows: list[dict] = []
+    for level in levels(scores):
+        if len(rows) >= limit:
+            break
+        join, _ = holding(level)
+        expr = f"({join}) and ({filter})" if filter else join
+        if near is not None:
+            res = client.search(collection, data=[near], anns_field=IMAGE_VECTOR,
+                                limit=limit - len(rows), filter=expr,
+                                output_fields=["key", "text"],
+                                search_params=search_params or {})[0]
+            rows += [h["entity"] for h in res]
+        else:
+            rows += client.query(collection, filter=expr, output_fields=["key", "text"],
+                                 limit=limit - len(rows))
     ranked = sorted(enumerate(rows), key=lambda nr: (-scores.get(nr[1]["text"], 0.0), nr[0]))
     return [(row["key"], scores.get(row["text"], 0.0)) for _, row in ranked]
 
@@ -132,8 +159,11 @@ def forget(client, collection: str, texts: set[str], retries: int) -> None:
     while texts:
         join, asked = holding(list(texts)[:100])
         texts -= set(asked)
-        held = {r["text"] for r in client.query(collection, filter=join, output_fields=["text"],
-                                                limit=16384)}
+        rows = client.query(collection, filter=join, output_fields=["text"], limit=HELD_ROWS)
+        held = {r["text"] for r in rows}
+        if len(rows) >= HELD_ROWS:  # a text held by many photos may have filled the answer
+            held |= {t for t in set(asked) - held if client.query(
+                collection, filter=f"text == {quote(t)}", output_fields=["id"], limit=1)}
         gone = [text_id(t) for t in set(asked) - held]
         if gone:
             client.delete(WORDS, ids=gone, retry_times=retries)

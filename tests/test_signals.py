@@ -160,3 +160,57 @@ def test_an_index_made_before_words_were_searched_finds_them_once_opened(trip, t
         assert index.has_words
         assert {h.path for h in first_keys(index, encoder, "lombok")[:2]} == {
             str(p) for p in (trip / "Liburan" / "Lombok").iterdir()}
+
+
+def test_the_photos_of_the_best_matching_texts_come_first(tmp_path, make_index, encoder):
+    """BM25 hands on 64 texts; the photos of the best ones must not be lost among the photos
+    of the others, with or without a picture vector ordering them (mode text, fusion)."""
+    import numpy as np
+
+    from mmsearch.index import SPARSE
+    from mmsearch.items import Item
+
+    rng = np.random.default_rng(0)
+    near = rng.normal(size=encoder.dim).astype(np.float32)
+    near /= np.linalg.norm(near)
+    sunsets = {7, 150, 333}
+    items = []
+    for i in range(400):  # 100 texts holding "lombok" (4 photos each), 3 also "sunset"
+        v = rng.normal(size=encoder.dim).astype(np.float32)
+        v = -near if i in sunsets else v / np.linalg.norm(v)  # the sunsets look least alike
+        fields = {"folders": "pictures lombok", "camera": f"Camera {i % 100}"}
+        items.append(Item(path=str(tmp_path / "Lombok" / f"p{i}.jpg"), size=1, mtime=1.0,
+                          hash=str(i), fields=({"name": "sunset"} if i in sunsets else {})
+                          | fields, image_vector=v))
+    index = make_index()
+    index.upsert(items)
+    index.flush()
+    best = {str(tmp_path / "Lombok" / f"p{i}.jpg") for i in sunsets}
+    assert {k for k, _ in index.ranked_keys(SPARSE, "lombok sunset", 20)[:3]} == best
+    assert {k for k, _ in index.ranked_keys(SPARSE, "lombok sunset", 20, near=near)[:3]} == best
+    assert {h.key for h in index.search_many(["lombok sunset"], 3, "", SPARSE)[0]} == best
+
+
+def test_a_text_still_held_stays_when_a_common_text_fills_the_answer(tmp_path, make_index,
+                                                                     encoder, monkeypatch):
+    """Which texts photos still hold is read HELD_ROWS rows at a time (16,384: a Camera Roll
+    at 1M photos holds more of one text); a text those rows crowd out must not be dropped."""
+    import numpy as np
+
+    from mmsearch import words
+    from mmsearch.items import Item
+
+    monkeypatch.setattr(words, "HELD_ROWS", 5)
+    v = np.ones(encoder.dim, np.float32) / np.sqrt(encoder.dim)
+
+    def photo(folder: str, name: str) -> Item:
+        return Item(path=str(tmp_path / folder / name), size=1, mtime=1.0, hash=name,
+                    fields={"folders": folder}, image_vector=v)
+    index = make_index()
+    index.upsert([photo("camera roll", f"IMG_{i}.jpg") for i in range(60)]
+                 + [photo("gili", "IMG_a.jpg"), photo("gili", "IMG_b.jpg")])
+    index.delete([str(tmp_path / "camera roll" / "IMG_0.jpg"),
+                  str(tmp_path / "gili" / "IMG_a.jpg")])
+    index.flush()
+    assert [h.key for h in index.search_many(["gili"], 5, "", words.SPARSE)[0]] == [
+        str(tmp_path / "gili" / "IMG_b.jpg")]
