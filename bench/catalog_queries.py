@@ -10,13 +10,17 @@ with (mmsearch/train/fashion.py), so no word is picked for how well it scores.
 | kind | query | relevant |
 |---|---|---|
 | visual | "a red dress", "gaun merah" | category and colour |
+| adjective | "sepatu lari ringan merah", "light red sneaker" | category and colour |
 | mixed | "gaun red", "dress merah" (one word Indonesian, one English) | category and colour |
 | brand | "Minuet", "produk Minuet" | brand (a field no title or picture shows) |
 | brand_visual | "Minuet dress", "Minuet gaun" | brand and category |
 | line | "koleksi lebaran", "office edition" | the title ends with that line |
 | line_colour | "koleksi lebaran merah", "office edition red" | that line and the colour |
 
-A product line is the words of the title: "Koleksi Lebaran" and "Eid Collection" are two
+An adjective query adds one of the titles' adjectives (ringan/light, nyaman/comfortable, ...,
+in turn) to a visual one: titles carry them at random, as shop copy does, so they are not a
+fact of the product and relevance stays the garment and colour (the words shoppers type
+anyway, which the demo model was trained to look past). A product line is the words of the title: "Koleksi Lebaran" and "Eid Collection" are two
 lines here (no signal could know they are one without a dictionary), and a line + colour
 query names the colour in the line's language.
 
@@ -37,12 +41,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmsearch.config import DEMO_CATALOG  # noqa: E402
-from mmsearch.train.demo_catalog import BRANDS, LINES  # noqa: E402
+from mmsearch.train.demo_catalog import ADJECTIVES, BRANDS, LINES  # noqa: E402
 from mmsearch.train.fashion import CLASSES, COLOURS  # noqa: E402
 
 OUT = Path(__file__).parent / "queries" / "catalog.json"
 MIN_RELEVANT = 3
-KINDS = ("visual", "mixed", "brand", "brand_visual", "line", "line_colour")
+KINDS = ("visual", "adjective", "mixed", "brand", "brand_visual", "line", "line_colour")
 HALVES = ("tuning", "heldout")
 
 
@@ -62,8 +66,12 @@ def build(products: list[dict]) -> dict[str, list[dict]]:
     line_of = {p["id"]: p["title"].rsplit(" - ", 1)[-1] for p in products}
     indonesian = {pair[0] for pair in LINES}
     sets: dict[str, list[tuple[str, set]]] = {kind: [] for kind in KINDS}
-    for (cls, colour), ids in _groups(products, lambda p: (p["category"], p["colour"])).items():
+    adjectives = [a for a in ADJECTIVES if a[0]]
+    for n, ((cls, colour), ids) in enumerate(
+            _groups(products, lambda p: (p["category"], p["colour"])).items()):
         (g_en, g_id), (c_en, c_id, _) = names[cls], COLOURS[colour]
+        a_id, a_en = adjectives[n % len(adjectives)]
+        sets["adjective"] += [(f"{g_id} {a_id} {c_id}", ids), (f"{a_en} {c_en} {g_en}", ids)]
         article = "an" if c_en[0] in "aeiou" else "a"
         sets["visual"] += [(f"{article} {c_en} {g_en}", ids), (f"{g_id} {c_id}", ids)]
         sets["mixed"] += [(f"{g_id} {c_en}", ids), (f"{g_en} {c_id}", ids)]
