@@ -1,18 +1,31 @@
 """Hybrid search: several signals of an item (its picture vector, the vector of its text, BM25
 over its words) searched apart and fused into one ranking here, the same way on every engine.
 
-Measured on bench/catalog.py (README, "Catalogues"): `weights_for` adds the normalised scores
-of the picture-vector and BM25 lists with query-dependent weights. When BM25's top matches are
-also among the pictures that look like the query ("gaun merah") the words describe the picture
-and the picture signal leads; when they are not (a brand, a product line: things no picture
-shows) BM25 leads. BM25 weight = LEXICAL_MAX * (1 - agreement) ** SHARPNESS, agreement = share
-of BM25's top 20 in the pictures' top 50. Text vectors lowered P@10 for text queries at every
-weight tried, so text queries leave them out; "text" mode and recommendations use them.
+A text query is fused word by word (`plan`): each word that some item's text holds is asked
+whether the pictures show it. Its BM25 matches are compared with the pictures that look like
+the whole query and with those that look like the word alone; `agreement` is how far beyond
+luck its matches are among them (0: as a random pick, 1: all). A word the pictures show
+("gaun", "merah") is left to the picture vectors, a word they cannot show (a brand, a product
+line) gets BM25's say, each word its own BM25 search and weight:
+
+    w_word = LEXICAL_MAX * (LEXICAL_FLOOR + (1 - LEXICAL_FLOOR) * (1 - agreement) ** SHARPNESS)
+
+beside the picture vectors' weight 1 + LOOK x (the agreements summed), so in "Minuet gaun" the brand sorts Minuet's items first
+and the pictures sort the gowns first among them. One BM25 search of the whole query could not:
+"gaun" (only Indonesian titles hold it) outscores "Minuet" (a field of 42 items), so other
+brands' gowns beat Minuet's English-titled dresses at any weight (bench/catalog.py, before
+this: brand + garment P@10 0.48 on the tuning half, fixed weights at best 0.76).
+
+Every constant was fitted on the tuning half of bench/queries/catalog.json only
+(bench/catalog_tune.py; bench/results/catalog_tune.json), the held-out half is only reported
+(bench/results/catalog.json). Text vectors lowered P@10 for text queries at every weight
+tried, so text queries leave them out; "text" mode and recommendations use them.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 
 from mmsearch.index import IMAGE_VECTOR, SPARSE, TEXT_VECTOR, Hit, Index
 
@@ -20,52 +33,117 @@ SIGNALS = (IMAGE_VECTOR, TEXT_VECTOR, SPARSE)
 MODES = ("hybrid", "picture", "text")
 # The signals each mode may use.
 ALLOWED = {"hybrid": SIGNALS, "picture": (IMAGE_VECTOR,), "text": (TEXT_VECTOR, SPARSE)}
-LEXICAL_MAX = 0.9
-SHARPNESS = 7
-PROBE_LEXICAL, PROBE_PICTURE = 20, 50
+# Fitted on the tuning half over 216 settings (bench/results/catalog_tune.json; chosen by the
+# worst margin over kinds of hybrid P@10 - the best single signal's): -0.026 here, mean 0.987.
+# LOOK: each word the pictures show adds LOOK x its agreement to the pictures' weight, so a
+# word only the text has weighs less against a query that is mostly a look. The best setting
+# with LOOK 0: worst margin -0.108, the adjective kind ("sepatu lari ringan merah": orange
+# "Ringan" sneakers beat the red ones) at 0.89; the best one before the adjective kind was
+# added (0.3, 2, floor 0.1, a third) reached -0.009 on the other six kinds, adjective 0.61.
+# LEXICAL_FLOOR > 0 keeps a little BM25 for words the pictures show: exact colour words in the
+# text sort what the pictures blur ("beach series green").
+LEXICAL_MAX = 0.2
+SHARPNESS = 2
+LEXICAL_FLOOR = 0.05
+LOOK = 0.5
+# A word's BM25 top PROBE_LEXICAL against the pictures' top PROBE_SHARE of the index (at most
+# CANDIDATES): a sixth of the demo catalogue, 50 of 300.
+PROBE_LEXICAL, PROBE_SHARE = 20, 1 / 6
+MAX_TERMS = 8  # words of one query looked at apart (each is one BM25 and one picture search)
+TERM = re.compile(r"\w+(?:-\w+)*")
 CANDIDATES = 1000  # per signal before fusion: exact fusion up to this many items
 # A signal "carried" a result (its `matched`) when it gave at least this share of its score.
 CARRIED = 0.2
+# A photo folder's words, when some photo holds one: their BM25 weight (the pictures 1 - it).
+PHOTO_WORDS = 0.9
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one query's fusion searches: the weights of the picture and text vectors, and the
+    BM25 searches as (words, weight): one per query word that some item's text holds."""
+
+    picture: float
+    text: float
+    lexical: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def weights(self) -> tuple[float, float, float]:
+        return (self.picture, self.text, sum(w for _, w in self.lexical))
+
+    @classmethod
+    def fixed(cls, weights: tuple[float, float, float], words: str) -> "Plan":
+        """These weights, BM25 searching all the words at once (bench: fixed weights, RRF)."""
+        return cls(weights[0], weights[1], ((words, weights[2]),) if words else ())
+
+
+def terms(words: str) -> list[str]:
+    """The distinct words of a query, lower case, in order, at most MAX_TERMS; a hyphen keeps
+    a word whole ("t-shirt": BM25 still matches its parts, but the pictures of "t" are noise)."""
+    return list(dict.fromkeys(TERM.findall(words.lower())))[:MAX_TERMS]
+
+
+def plan(index: Index, words: str, picture, expr: str, mode: str, not_only_words: bool,
+         encode=None) -> Plan:
+    """The fusion of this query (module docstring). `not_only_words`: an example picture or
+    liked items are part of the query. `encode`: texts -> CLIP text vectors, to see each
+    word's own pictures (without it a word is compared with the whole query's only)."""
+    if mode == "text":
+        return Plan(0.0, 0.5, ((words, 0.5),) if words else ())
+    if mode == "picture" or picture is None:
+        return Plan(1.0, 0.0)
+    if not_only_words:  # an example picture or liked items lead; words refine
+        return Plan(0.6, 0.2, ((words, 0.2),)) if words else Plan(0.8, 0.2)
+    if index.kind == "folder":
+        # A photo's words are labels (its name, folders, camera, place) or words printed in
+        # it, not a description of its looks: a photo holding a word of the query comes
+        # first, ordered by looks among the others holding it (one BM25 search of all the
+        # words). Agreement misread them: a word printed in one picture is one BM25 match,
+        # which is in the pictures' top or not by the luck of the model (bench/signals.py,
+        # words in pictures, P@1 0.84 tuning / 0.77 held-out with agreement, against 1.00 /
+        # 0.94 for the words alone; the other kinds 1.00, mixed 0.97 / 0.96 this way).
+        if words and index.ranked_keys(SPARSE, words, 1, expr):
+            return Plan(1.0 - PHOTO_WORDS, 0.0, ((words, PHOTO_WORDS),))
+        return Plan(1.0, 0.0)
+    matched = {}
+    for term in terms(words or ""):
+        keys = {key for key, _ in index.ranked_keys(SPARSE, term, PROBE_LEXICAL, expr)}
+        if keys:  # else no item's text has this word
+            matched[term] = keys
+    if not matched:
+        return Plan(1.0, 0.0)
+    own = {}  # a word's own picture query, when the query has other words too
+    if encode is not None and len(matched) > 1:
+        own = {term: [float(x) for x in vector]
+               for term, vector in zip(matched, encode(list(matched)))}
+    rows = max(1, index.rows_now())
+    probe = max(1, min(CANDIDATES, int(rows * PROBE_SHARE)))
+    chance = probe / rows  # the share of a word's matches among the pictures' top by luck
+
+    def agreement(keys: set, vector) -> float:
+        looks = {key for key, _ in index.ranked_keys(IMAGE_VECTOR, vector, probe, expr)}
+        share = len(keys & looks) / len(keys)
+        return max(0.0, (share - chance) / (1.0 - chance)) if chance < 1 else 1.0
+
+    lexical, shown = [], 0.0
+    for term, keys in matched.items():
+        # the larger of the two: a word may show only with the rest of the query ("sepatu" in
+        # "sepatu bot hitam", alone boots and sneakers alike; tuning half, own pictures only:
+        # visual P@10 0.94) or only alone ("sweter" in "sweter kuning", whose pictures are
+        # yellow things first; whole query's only, picture weight 1 - w: visual 0.95)
+        agree = max(agreement(keys, picture), agreement(keys, own[term]) if term in own else 0)
+        shown += agree
+        lexical.append((term, LEXICAL_MAX * (
+            LEXICAL_FLOOR + (1 - LEXICAL_FLOOR) * (1.0 - agree) ** SHARPNESS)))
+    return Plan(1.0 + LOOK * shown, 0.0, tuple(lexical))
 
 
 def weights_for(index: Index, words: str, picture, expr: str, mode: str,
                 not_only_words: bool) -> tuple[float, float, float]:
-    """(picture vectors, text vectors, BM25) weights for this query (see LEXICAL_MAX).
-    `not_only_words`: an example picture or liked items are part of the query."""
-    if mode == "text":
-        return (0.0, 0.5, 0.5)
-    if mode == "picture" or picture is None:
-        return (1.0, 0.0, 0.0)
-    if not_only_words:  # an example picture or liked items lead; words refine
-        return (0.6, 0.2, 0.2) if words else (0.8, 0.2, 0.0)
-    if not words:
-        return (1.0, 0.0, 0.0)
-    # not ordered by looks (no `near`): that would make any word agree with the pictures
-    lexical = [key for key, _ in index.ranked_keys(SPARSE, words, PROBE_LEXICAL, expr)]
-    if not lexical:
-        return (1.0, 0.0, 0.0)  # no word of the query is in any item's text
-    if index.kind == "folder":
-        # A photo's words are labels (its name, folders, camera, place) or words printed in
-        # it, not a description of its looks: a photo holding a word of the query comes
-        # first, ordered by looks among the others holding it. Agreement misread them: a
-        # word printed in one picture is one BM25 match, which is in the pictures' top 50 or
-        # not by the luck of the model (bench/signals.py, words in pictures, P@1 0.84 tuning
-        # / 0.77 held-out with agreement, against 1.00 / 0.94 for the words alone).
-        return (1.0 - LEXICAL_MAX, 0.0, LEXICAL_MAX)
-    # at most a sixth of the index (the catalogue's 50 of 300): in a small index the pictures'
-    # top 50 would hold every item, and agreement would mean nothing
-    rows = max(1, index.rows_now())
-    probe = max(1, min(PROBE_PICTURE, rows // 6))
-    looks = {key for key, _ in index.ranked_keys(IMAGE_VECTOR, picture, probe, expr)}
-    # Agreement beyond chance: a photo folder's word often holds a fifth of the library
-    # ("bali": 64 of 300 photos in bench/signals.py), and then BM25's top 20 meet the
-    # pictures' top 50 by chance alone (share probe/rows), which read as "the words describe
-    # the picture" and gave "bali" P@10 0.2 instead of 1.0.
-    chance = probe / rows
-    agreement = max(0.0, len(set(lexical) & looks) / len(lexical) - chance) / \
-        max(1.0 - chance, 1e-9)  # an index of one item: its probe is the whole index
-    bm25 = LEXICAL_MAX * (1.0 - agreement) ** SHARPNESS
-    return (1.0 - bm25, 0.0, bm25)
+    """(picture vectors, text vectors, BM25) weights for this query: `plan`'s without a word's
+    own pictures, its per-word BM25 weights summed. The fusion searches BM25 word by word:
+    callers that fuse should use `plan` and hand `fuse` one (SPARSE, word) per word."""
+    return plan(index, words, picture, expr, mode, not_only_words).weights
 
 
 def fuse(index: Index, requests: list[tuple[str, object]], k: int, expr: str = "",
@@ -75,7 +153,8 @@ def fuse(index: Index, requests: list[tuple[str, object]], k: int, expr: str = "
     Weighted: a vector list's cosines min-max normalised to [0, 1] for this query, BM25's
     scores as they are (0 = no match; a match adds weight x score), then the weighted sum
     (an item missing from a list gets nothing from it); `weights` None: reciprocal-rank
-    fusion, the sum of 1 / (60 + rank). Not the engine's `hybrid_search`: Milvus Lite
+    fusion, the sum of 1 / (60 + rank). A field may come more than once (BM25 word by word,
+    `plan`): what its requests add is summed. Not the engine's `hybrid_search`: Milvus Lite
     2.5.1's let the BM25 list count for nothing on the demo catalogue (title-only words:
     4 of 10 right, as pictures alone), and the engines normalise differently (3.x min-max,
     Milvus 2.5 arctan), so one index would rank differently on each."""
@@ -88,14 +167,16 @@ def fuse(index: Index, requests: list[tuple[str, object]], k: int, expr: str = "
                                  near=near if anns_field == SPARSE else None)
         if weights is None:
             for rank, (key, _) in enumerate(hits, 1):
-                parts.setdefault(key, {})[anns_field] = 1.0 / (60 + rank)
+                added = parts.setdefault(key, {})
+                added[anns_field] = added.get(anns_field, 0.0) + 1.0 / (60 + rank)
             continue
         lo, hi = (min(d for _, d in hits), max(d for _, d in hits)) if hits else (0, 0)
         if anns_field == SPARSE:
             lo, hi = 0.0, 1.0
         for key, d in hits:
             norm = (d - lo) / (hi - lo) if hi > lo else 1.0
-            parts.setdefault(key, {})[anns_field] = weights[n] * norm
+            added = parts.setdefault(key, {})  # a field may come twice (BM25 word by word)
+            added[anns_field] = added.get(anns_field, 0.0) + weights[n] * norm
     fused = {key: sum(added.values()) for key, added in parts.items()}
     top = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
     stored = index.get([key for key, _ in top], fields=index.output)

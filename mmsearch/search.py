@@ -321,11 +321,14 @@ class Searcher:
         picture = compose(picture_parts).tolist() \
             if any(w > 0 for _, w in picture_parts) else None
         text = compose(text_parts).tolist() if any(w > 0 for _, w in text_parts) else None
-        weights = query.weights if query.weights is not None else fusion.weights_for(
-            self.index, words, picture, expr, query.mode, has_image or bool(query.exclude))
-        rrf = not any(weights)  # all weights zero: reciprocal-rank fusion of what there is
+        plan = fusion.Plan.fixed(query.weights, words) if query.weights is not None else \
+            fusion.plan(self.index, words, picture, expr, query.mode,
+                        has_image or bool(query.exclude), encode=self.encoder.encode_texts)
+        rrf = not any(plan.weights)  # all weights zero: reciprocal-rank fusion of what there is
         requests, request_weights = [], []
-        for anns_field, data, w in zip(fusion.SIGNALS, (picture, text, words or None), weights):
+        for anns_field, data, w in [(IMAGE_VECTOR, picture, plan.picture),
+                                    (TEXT_VECTOR, text, plan.text),
+                                    *((SPARSE, t, w) for t, w in plan.lexical)]:
             if anns_field in fusion.ALLOWED[query.mode] and data is not None and (w > 0 or rrf) \
                     and not (anns_field == SPARSE and has_image):
                 requests.append((anns_field, data))

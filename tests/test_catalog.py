@@ -167,6 +167,44 @@ def test_title_words_and_visual_words_together(searcher):
     assert {p.key for p in find(searcher, "a red dress", k=len(red_dresses))} == red_dresses
 
 
+def test_a_brand_and_a_garment_together(searcher, encoder):
+    """"Minuet gaun": the brand's gowns first, though only Indonesian titles hold "gaun" and
+    one BM25 search of both words ranked other brands' gowns above Minuet's dresses."""
+    from mmsearch import fusion
+
+    for words in ("Minuet gaun", "Nusapella tas"):
+        brand, garment = words.split()
+        category = {"gaun": "dress", "tas": "bag"}[garment]
+        wanted = {p["id"] for p in PRODUCTS if (p["brand"], p["category"]) == (brand, category)}
+        hits = find(searcher, words, k=len(wanted))
+        assert sum(p.key in wanted for p in hits) >= 0.8 * len(wanted), words
+        picture = encoder.encode_texts([words])[0].tolist()
+        plan = fusion.plan(searcher.index, words, picture, "", "hybrid", False,
+                           encode=encoder.encode_texts)
+        weight = dict(plan.lexical)  # the brand weighs on BM25, the garment is the pictures'
+        assert weight[brand.lower()] > 2 * weight[garment] and plan.picture >= 1.0, plan
+    # a word no item's text holds is not searched with BM25 at all
+    picture = encoder.encode_texts(["produk Minuet"])[0].tolist()
+    plan = fusion.plan(searcher.index, "produk Minuet", picture, "", "hybrid", False)
+    assert [w for w, _ in plan.lexical] == ["minuet"]
+
+
+def test_the_benchmark_queries_come_from_the_catalogue():
+    """bench/queries/catalog.json is what bench/catalog_queries.py writes from the catalogue's
+    fields (nobody picked queries by how they score), halves by the hash rule."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from catalog_queries import build, half, load
+
+    stored = load()
+    assert stored == build(PRODUCTS)
+    for kind, queries in stored.items():
+        assert len(queries) >= 10 and {q["half"] for q in queries} == {"tuning", "heldout"}
+        assert all(q["half"] == half(q["query"]) for q in queries), kind
+
+
 def test_where_filters_inside_the_search(searcher):
     where = "price < 300000 and brand == 'Minuet'"
     matching = [p for p in PRODUCTS if p["price"] < 300000 and p["brand"] == "Minuet"]
