@@ -157,3 +157,15 @@ def test_the_checks_fail_on_a_violation(tmp_path):
              "mmsearch.cli.main": {"ui.app", "indexer.x", "mmsearch.a"}}
     assert cycles(graph) == [["indexer.x", "mmsearch.a", "mmsearch.b", "ui.app"]]
     assert upward_imports(graph) == ["mmsearch.b (core mmsearch) imports ui.app (ui)"]
+
+
+def test_no_merge_conflict_markers_are_left():
+    """A merge that left `<<<<<<<` in the README went unnoticed by every other test."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "*.py", "*.md", "*.toml", "*.cfg", "*.sh",
+                              ".ci/*"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    marked = [f"{name}:{n}" for name in tracked if (ROOT / name).is_file()
+              for n, line in enumerate((ROOT / name).read_text(errors="replace").splitlines(), 1)
+              if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "======="]
+    assert tracked and not marked, f"merge conflict markers: {marked}"
