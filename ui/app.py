@@ -32,7 +32,8 @@ from ui.uploads import QueryPictures
 from ui.page import FolderPage, chip_clearer, page_words
 from ui.results import PAGE, error_html, thumb_url
 from ui.style import CLOSE_PREVIEW, CSS, PAGE_JS, theme
-from ui.widgets import DEFAULT_K, IN_ORDER, api_parts, on_select, query_form, results_panel, script_endpoints
+from ui.widgets import (DEFAULT_K, IN_ORDER, api_parts, query_form, results_panel,
+                        script_endpoints, wire_results)
 
 MAX_UPLOAD = "20mb"
 
@@ -165,18 +166,9 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
         trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
     form.example.upload(upload, [form.example, *fields], [example, *outs], js=CLOSE_PREVIEW,
                         api_name=False, **IN_ORDER)
-    panel.more_results.click(lambda req: page.respond({**req, "k": int(req.get("k") or PAGE)
-                                                       + PAGE}), [panel.request], outs,
-                             api_name=False, **IN_ORDER)
-    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False, **IN_ORDER)
-    panel.similar.click(similar, [panel.selected, min_score, *flt, show, sort], outs,
-                        js=CLOSE_PREVIEW,
-                        api_name=False, **IN_ORDER)
-    for button, more_ in ((panel.more, True), (panel.less, False)):
-        button.click(marker(more_), [panel.selected, *fields], [liked, disliked, *outs],
-                     js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
-    panel.header.click(clear_chip, [panel.request], [*fields, *outs], js=CLOSE_PREVIEW,
-                       api_name=False, **IN_ORDER)
+    wire_results(panel, outs, fields, [liked, disliked], respond=page.respond, similar=similar,
+                 similar_inputs=[min_score, *flt, show, sort], marker=marker,
+                 clear_chip=clear_chip, page_size=PAGE)
     return folder
 
 

@@ -19,7 +19,8 @@ from ui.security import PathRefused
 from ui.page import DISLIKED, LIKED, Page, chip_clearer, page_words
 from ui.results import PAGE, Chip, error_html, thumb_url
 from ui.style import CLOSE_PREVIEW
-from ui.widgets import IN_ORDER, api_parts, mark, on_select, query_form, results_panel, script_endpoints
+from ui.widgets import (IN_ORDER, api_parts, mark, query_form, results_panel,
+                        script_endpoints, wire_results)
 
 
 # What a catalogue's `currency` field (ISO 4217) is written as, and how many decimals; a
@@ -297,13 +298,6 @@ def products_tab(h: CatalogHandlers) -> None:
         trigger(start, fields, outs, js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
     form.example.upload(upload, [form.example, *fields], [example, *outs], js=CLOSE_PREVIEW,
                         api_name=False, **IN_ORDER)
-    panel.more_results.click(lambda req: respond({**req, "k": int(req.get("k") or PAGE) + PAGE}),
-                             [panel.request], outs, api_name=False, **IN_ORDER)
-    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False, **IN_ORDER)
-    panel.similar.click(similar, [panel.selected, where, min_score], outs, js=CLOSE_PREVIEW,
-                        api_name=False, **IN_ORDER)
-    for button, more_ in ((panel.more, True), (panel.less, False)):
-        button.click(marker(more_), [panel.selected, *fields], [liked, disliked, *outs],
-                     js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
-    panel.header.click(clear_chip, [panel.request], [*fields, *outs], js=CLOSE_PREVIEW,
-                       api_name=False, **IN_ORDER)
+    wire_results(panel, outs, fields, [liked, disliked], respond=respond, similar=similar,
+                 similar_inputs=[where, min_score], marker=marker, clear_chip=clear_chip,
+                 page_size=PAGE)

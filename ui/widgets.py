@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ui.style import CHIP_JS
+from ui.style import CHIP_JS, CLOSE_PREVIEW
 
 DEFAULT_K = 24
 # The page's events run one at a time, in the order they were sent: with the queue's default
@@ -115,3 +115,21 @@ def api_parts() -> ApiParts:
     return ApiParts(gr.Number(DEFAULT_K, visible=False, precision=0),
                     gr.File(visible=False, type="filepath", file_types=PICTURE_TYPES),
                     gr.Gallery(visible=False), gr.State([]))
+
+
+def wire_results(panel: ResultsPanel, outs: list, fields: list, marks: list, *, respond,
+                 similar, similar_inputs: list, marker, clear_chip, page_size: int) -> None:
+    """The results panel's own events, the same on both tabs: more results, opening a
+    result, Find similar, More/Less like this (`marks`: the liked and disliked states), and
+    a chip's ×; page events answer one at a time, in order (IN_ORDER)."""
+    panel.more_results.click(lambda req: respond({**req, "k": int(req.get("k") or page_size)
+                                                  + page_size}),
+                             [panel.request], outs, api_name=False, **IN_ORDER)
+    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False, **IN_ORDER)
+    panel.similar.click(similar, [panel.selected, *similar_inputs], outs, js=CLOSE_PREVIEW,
+                        api_name=False, **IN_ORDER)
+    for button, more_ in ((panel.more, True), (panel.less, False)):
+        button.click(marker(more_), [panel.selected, *fields], [*marks, *outs],
+                     js=CLOSE_PREVIEW, api_name=False, **IN_ORDER)
+    panel.header.click(clear_chip, [panel.request], [*fields, *outs], js=CLOSE_PREVIEW,
+                       api_name=False, **IN_ORDER)
