@@ -13,7 +13,11 @@ from making it, so `has_words` is False and a folder search is the picture searc
   words matching nothing, a folder word of ~1% of the photos, a country of ~20%, and words
   with a picture meaning plus a folder word. The text encoder is replaced by a fixed vector per
   query (the same in both arms), so the encode (ViT-B-32 ~40 ms on 2 cores) is left out;
-- disk.
+- disk;
+- with `--before DIR` (a checkout of older code) and `--keep DIR`: the same queries through
+  the older code and this one, in fresh processes taking turns on one words index (reused
+  from `--keep` when it is there), with the picture search alone (`--mode picture`) as the
+  yardstick in each.
 
 The library: paths under ~2,000 trip/event folders (`Pictures/2019/Liburan Bali/...`), 65% of
 names without words (IMG_1234), five cameras, GPS for half the photos at ~300 GeoNames towns
@@ -21,6 +25,7 @@ names without words (IMG_1234), five cameras, GPS for half the photos at ~300 Ge
 vectors (bench/query.py's clip_like), 512-d.
 
     nice python bench/words.py [--size 100000] [--rounds 5] [--out bench/results/words.json]
+    nice python bench/words.py --keep /tmp/wb --before /tmp/old-checkout --label 100000_before_after
 """
 
 from __future__ import annotations
@@ -429,6 +434,59 @@ def queries(dbs: dict, kinds: dict, rounds: int) -> dict:
                "bm25_top_texts_p50_ms": ms(bm25[kind], 50)} for kind in kinds}
 
 
+def code_child(args) -> None:
+    """Queries through the code in `args.code` (first on sys.path): times per kind as JSON."""
+    sys.path.insert(0, args.code)
+    import mmsearch
+    from mmsearch.search import Query, Searcher
+
+    assert mmsearch.__file__.startswith(args.code), mmsearch.__file__
+    kinds = json.loads(args.query)
+    searcher = Searcher(open_arm(Path(args.db), "words"), FixedEncoder())
+    ask = {kind: Query.of(texts=[text]) for kind, text in kinds.items()}
+    ask["picture_only"] = Query.of(texts=[kinds["folder_1pct"]], mode="picture")
+    answers = {kind: [(h.key, h.score) for h in searcher.search(q, K)] for kind, q in ask.items()}
+    times = {kind: [] for kind in ask}
+    for _ in range(args.query_rounds):
+        for kind, q in ask.items():
+            t = time.perf_counter()
+            searcher.search(q, K)
+            times[kind].append(time.perf_counter() - t)
+    searcher.index.close()
+    print(json.dumps({"times": times, "answers": answers}))
+
+
+def before_after(db: Path, before: str, kinds: dict, blocks: int, rounds: int) -> dict:
+    """The queries through the older code and this code, fresh processes taking turns."""
+    codes = {"before": str(Path(before).resolve()), "after": str(ROOT)}
+    times = {arm: {} for arm in codes}
+    answers = {}
+    for b in range(blocks):
+        for arm in (list(codes) if b % 2 == 0 else list(codes)[::-1]):
+            res = subprocess.run([sys.executable, __file__, "--code-child", "--code", codes[arm],
+                                  "--db", str(db), "--query", json.dumps(kinds),
+                                  "--query-rounds", str(rounds)], capture_output=True, text=True,
+                                 timeout=900, cwd=ROOT)
+            if res.returncode:
+                raise RuntimeError(res.stderr[-2000:])
+            rec = json.loads(res.stdout.strip().splitlines()[-1])
+            for kind, v in rec["times"].items():
+                times[arm].setdefault(kind, []).extend(v)
+            answers.setdefault(arm, rec["answers"])
+    ms = lambda v, p: round(float(np.percentile(v, p)) * 1000, 1)  # noqa: E731
+    out = {"blocks": blocks, "rounds_per_block": rounds, "same_answers": {
+        kind: answers["before"][kind] == answers["after"][kind] for kind in answers["after"]}}
+    for kind in times["after"]:
+        row = {f"{arm}_p50_ms": ms(times[arm][kind], 50) for arm in codes}
+        row |= {f"{arm}_p90_ms": ms(times[arm][kind], 90) for arm in codes}
+        row["after_over_before_p50"] = round(row["after_p50_ms"] / row["before_p50_ms"], 2)
+        for arm in codes:
+            row[f"{arm}_over_picture_only_p50"] = round(
+                row[f"{arm}_p50_ms"] / ms(times[arm]["picture_only"], 50), 2)
+        out[kind] = row
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=100_000)
@@ -438,11 +496,17 @@ def main() -> None:
     ap.add_argument("--keep", help="build the two indexes in this folder and keep them")
     ap.add_argument("--label", help="the result's key in --out (default: the size)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/words.json"))
+    ap.add_argument("--before", help="a checkout of older code: its queries against this code's")
+    ap.add_argument("--blocks", type=int, default=6, help="processes per code for --before")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--code-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--code", help=argparse.SUPPRESS)
     ap.add_argument("--db"), ap.add_argument("--arm"), ap.add_argument("--query")
     args = ap.parse_args()
     if args.child:
         return child(args)
+    if args.code_child:
+        return code_child(args)
     from mmsearch.engine import _disk_bytes
     from mmsearch.config import IndexLocation
 
@@ -466,6 +530,13 @@ def main() -> None:
         d = args.keep or d
         Path(d).mkdir(parents=True, exist_ok=True)
         dbs = {"words": Path(d) / "words.db", "plain": Path(d) / "plain.db"}
+        if args.before:
+            if not dbs["words"].exists():
+                build(dbs, lib, out)
+            out["before_after"] = before_after(dbs["words"], args.before, kinds, args.blocks,
+                                               args.query_rounds)
+            out["uptime_after"] = os.popen("uptime").read().strip()
+            return save(args, out, started)
         build(dbs, lib, out)
         out["disk_mb"] = {arm: round(_disk_bytes(IndexLocation(db=db)) / 1e6, 1)
                           for arm, db in dbs.items()}
@@ -475,6 +546,10 @@ def main() -> None:
         if not args.no_queries:
             out["queries"] = queries(dbs, kinds, args.query_rounds)
     out["uptime_after"] = os.popen("uptime").read().strip()
+    save(args, out, started)
+
+
+def save(args, out: dict, started: float) -> None:
     out["wall_s"] = round(time.perf_counter() - started, 1)
     path = Path(args.out)
     results = json.loads(path.read_text()) if path.exists() else {}

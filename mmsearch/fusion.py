@@ -24,9 +24,12 @@ tried, so text queries leave them out; "text" mode and recommendations use them.
 
 from __future__ import annotations
 
+import heapq
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from mmsearch import words as photo_words
+from mmsearch.engine import vector_search_params
 from mmsearch.index import IMAGE_VECTOR, SPARSE, TEXT_VECTOR, Hit, Index
 
 SIGNALS = (IMAGE_VECTOR, TEXT_VECTOR, SPARSE)
@@ -66,6 +69,8 @@ class Plan:
     picture: float
     text: float
     lexical: tuple[tuple[str, float], ...] = ()
+    # a folder's words as the probe found them (words.Found), for `fuse` to go on from
+    found: photo_words.Found | None = field(default=None, compare=False, repr=False)
 
     @property
     def weights(self) -> tuple[float, float, float]:
@@ -102,8 +107,11 @@ def plan(index: Index, words: str, picture, expr: str, mode: str, not_only_words
         # which is in the pictures' top or not by the luck of the model (bench/signals.py,
         # words in pictures, P@1 0.84 tuning / 0.77 held-out with agreement, against 1.00 /
         # 0.94 for the words alone; the other kinds 1.00, mixed 0.97 / 0.96 this way).
-        if words and index.ranked_keys(SPARSE, words, 1, expr):
-            return Plan(1.0 - PHOTO_WORDS, 0.0, ((words, PHOTO_WORDS),))
+        # The probe is the fusion's own first words search (`found`), handed on to `fuse`.
+        found = words_found(index, words, picture, expr, CANDIDATES) \
+            if words and index.has_words else None
+        if found is not None and found.rows:
+            return Plan(1.0 - PHOTO_WORDS, 0.0, ((words, PHOTO_WORDS),), found)
         return Plan(1.0, 0.0)
     matched = {}
     for term in terms(words or ""):
@@ -147,7 +155,8 @@ def weights_for(index: Index, words: str, picture, expr: str, mode: str,
 
 
 def fuse(index: Index, requests: list[tuple[str, object]], k: int, expr: str = "",
-         weights: tuple[float, ...] | None = None) -> list[Hit]:
+         weights: tuple[float, ...] | None = None,
+         found: photo_words.Found | None = None) -> list[Hit]:
     """Search each (field, query) and fuse the ranked lists into the top k.
 
     Weighted: a vector list's cosines min-max normalised to [0, 1] for this query, BM25's
@@ -157,7 +166,12 @@ def fuse(index: Index, requests: list[tuple[str, object]], k: int, expr: str = "
     `plan`): what its requests add is summed. Not the engine's `hybrid_search`: Milvus Lite
     2.5.1's let the BM25 list count for nothing on the demo catalogue (title-only words:
     4 of 10 right, as pictures alone), and the engines normalise differently (3.x min-max,
-    Milvus 2.5 arctan), so one index would rank differently on each."""
+    Milvus 2.5 arctan), so one index would rank differently on each. A folder's pictures and
+    words, weighted, go to `fuse_photos` (the same ranking in fewer engine calls); `found`:
+    its words as `plan`'s probe found them."""
+    if weights is not None and index.has_words and min(weights) >= 0 and \
+            [anns_field for anns_field, _ in requests] == [IMAGE_VECTOR, SPARSE]:
+        return fuse_photos(index, requests[0][1], requests[1][1], k, expr, weights, found)
     limit = max(k, CANDIDATES)
     parts: dict[str, dict[str, float]] = {}  # key -> signal -> what it added
     # a folder's photos that share a text are ordered by how they look (Index.ranked_keys)
@@ -188,3 +202,63 @@ def carried(added: dict[str, float], total: float) -> tuple[str, ...]:
     """The signals that gave at least CARRIED of an item's fused score, in SIGNALS order."""
     return tuple(s for s in SIGNALS if added.get(s, 0.0) > 0 and
                  added[s] >= CARRIED * total)
+
+
+def words_found(index: Index, words: str, picture, expr: str, limit: int) -> photo_words.Found:
+    """A folder's words searched (mmsearch.words.found): the photos of BM25's best texts,
+    nearest `picture` first, with the rows a hit is made of."""
+    with index.searching():
+        return photo_words.found(
+            index.client, index.COLLECTION, words, limit, expr, picture, index.output,
+            vector_search_params(index.vector_index_type(IMAGE_VECTOR), limit))
+
+
+def fuse_photos(index: Index, picture, words: str, k: int, expr: str,
+                weights: tuple[float, float], found: photo_words.Found | None = None
+                ) -> list[Hit]:
+    """`fuse` of a folder's picture list and words list: the same hits and scores in fewer
+    engine calls (bench/words.py). The words are searched once (`found`, `plan`'s probe when
+    given); that search returns the hits' rows, so only photos holding no query word are
+    fetched after; and the words' next levels are searched only if they could reach the top k.
+
+    Why skipping a level is exact: a photo of a level not searched has a BM25 score at most
+    s = found.next_score() and a picture part at most wp (a min-max normalised cosine is at
+    most 1), so its fused score is at most B = wp + ws * s. Leaving it out changes no one
+    else's score (BM25's part is not normalised over its list, the picture list is searched
+    whole) and only lowers its own. So when the k-th best score without those levels is
+    above B, none of their photos is in the top k, with or without them, and the top k and
+    its scores are those of the full fusion."""
+    limit = max(k, CANDIDATES)
+    wp, ws = weights
+    if found is None or (found.words, found.filter, found.limit) != (words, expr, limit):
+        found = words_found(index, words, picture, expr, limit)
+    parts: dict[str, dict[str, float]] = {}
+    looks = index.ranked_keys(IMAGE_VECTOR, picture, limit, expr)
+    lo, hi = (min(d for _, d in looks), max(d for _, d in looks)) if looks else (0, 0)
+    for key, d in looks:  # as `fuse` adds them, term for term: the sums are the same floats
+        norm = (d - lo) / (hi - lo) if hi > lo else 1.0
+        added = parts.setdefault(key, {})
+        added[IMAGE_VECTOR] = added.get(IMAGE_VECTOR, 0.0) + wp * norm
+
+    def add(rows: list[dict]) -> None:
+        for row in rows:
+            added = parts.setdefault(row["key"], {})
+            added[SPARSE] = added.get(SPARSE, 0.0) + ws * found.scores.get(row["text"], 0.0)
+
+    add(found.rows)
+    params = vector_search_params(index.vector_index_type(IMAGE_VECTOR), limit)
+    while found.rest and len(found.rows) < limit:
+        kth = heapq.nlargest(k, (sum(a.values()) for a in parts.values()))
+        if len(kth) == k and kth[-1] > wp + ws * found.next_score():
+            break
+        before = len(found.rows)
+        with index.searching():
+            found.more(index.client, index.COLLECTION, picture, index.output, params)
+        add(found.rows[before:])
+    fused = {key: sum(added.values()) for key, added in parts.items()}
+    top = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    rows = {row["key"]: row for row in found.rows}
+    if missing := [key for key, _ in top if key not in rows]:
+        rows |= index.get(missing, fields=index.output)
+    return [replace(Hit.of(row, score), matched=carried(parts[key], score))
+            for key, score in top for row in [rows.get(key)] if row]

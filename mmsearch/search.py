@@ -341,7 +341,7 @@ class Searcher:
                     for h in self.index.search_many([data], k, expr, field)[0]]
         else:
             hits = fusion.fuse(self.index, requests, k, expr,
-                               None if rrf else tuple(request_weights))
+                               None if rrf else tuple(request_weights), plan.found)
         return [self._explained(h, words) for h in hits]
 
     def _explained(self, hit: Hit, words: str) -> Hit:

@@ -22,6 +22,7 @@ A text no photo holds any more is dropped when the last photo holding it changes
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from mmsearch.filters import quote
@@ -127,27 +128,61 @@ def levels(scores: dict[str, float]) -> list[list[str]]:
     return groups
 
 
+@dataclass
+class Found:
+    """A query's words searched once, level by level (`levels`): BM25's top texts and the
+    photos holding them found so far (search entities, with `text`). `mmsearch.fusion` probes
+    with it (is any photo there?) and fuses the same rows, searching the next levels only when
+    they could change the top k."""
+
+    words: str
+    filter: str
+    limit: int
+    scores: dict[str, float]
+    rows: list[dict] = field(default_factory=list)
+    rest: list[list[str]] = field(default_factory=list)  # levels not searched yet, best first
+
+    def next_score(self) -> float:
+        """The best BM25 score a photo of the levels not searched yet can have."""
+        return self.scores[self.rest[0][0]] if self.rest else 0.0
+
+    def more(self, client, collection: str, near=None, output=("key",),
+             search_params: dict | None = None) -> None:
+        """Add the photos of the next level (at most `limit` rows in all), nearest `near`
+        first when given (else in no set order)."""
+        join, _ = holding(self.rest.pop(0))
+        expr = f"({join}) and ({self.filter})" if self.filter else join
+        fields = list(dict.fromkeys([*output, "key", "text"]))
+        if near is not None:
+            res = client.search(collection, data=[near], anns_field=IMAGE_VECTOR,
+                                limit=self.limit - len(self.rows), filter=expr,
+                                output_fields=fields, search_params=search_params or {})[0]
+            self.rows += [h["entity"] for h in res]
+        else:
+            self.rows += client.query(collection, filter=expr, output_fields=fields,
+                                      limit=self.limit - len(self.rows))
+
+
+def found(client, collection: str, words: str, limit: int, filter: str = "", near=None,
+          output=("key",), search_params: dict | None = None) -> Found:
+    """BM25's top texts for `words` and the photos of their best level that `filter` lets
+    through (or of the next levels, until one has some); no rows: no such photo holds a word."""
+    scores = top_texts(client, words)
+    out = Found(words, filter, limit, scores, rest=levels(scores))
+    while out.rest and not out.rows:
+        out.more(client, collection, near, output, search_params)
+    return out
+
+
 def ranked_photos(client, collection: str, words: str, limit: int, filter: str = "",
                   near=None, search_params: dict | None = None) -> list[tuple[str, float]]:
     """(key, BM25 score of its text) of up to `limit` photos whose texts match `words` best,
     among those `filter` lets through; photos of one text are ordered by their cosine to the
     picture vector `near` when given (else in no set order)."""
-    scores = top_texts(client, words)
-    rows: list[dict] = []
-    for level in levels(scores):
-        if len(rows) >= limit:
-            break
-        join, _ = holding(level)
-        expr = f"({join}) and ({filter})" if filter else join
-        if near is not None:
-            res = client.search(collection, data=[near], anns_field=IMAGE_VECTOR,
-                                limit=limit - len(rows), filter=expr,
-                                output_fields=["key", "text"],
-                                search_params=search_params or {})[0]
-            rows += [h["entity"] for h in res]
-        else:
-            rows += client.query(collection, filter=expr, output_fields=["key", "text"],
-                                 limit=limit - len(rows))
+    got = found(client, collection, words, limit, filter, near, search_params=search_params)
+    while got.rest and len(got.rows) < limit:
+        got.more(client, collection, near, search_params=search_params)
+    scores, rows = got.scores, got.rows
     ranked = sorted(enumerate(rows), key=lambda nr: (-scores.get(nr[1]["text"], 0.0), nr[0]))
     return [(row["key"], scores.get(row["text"], 0.0)) for _, row in ranked]
 

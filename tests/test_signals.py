@@ -214,3 +214,49 @@ def test_a_text_still_held_stays_when_a_common_text_fills_the_answer(tmp_path, m
     index.flush()
     assert [h.key for h in index.search_many(["gili"], 5, "", words.SPARSE)[0]] == [
         str(tmp_path / "gili" / "IMG_b.jpg")]
+
+
+def test_a_folder_fusion_skips_only_searches_that_cannot_change_its_top(tmp_path, make_index,
+                                                                        encoder, monkeypatch):
+    """fusion.fuse_photos (the folder's pictures + words, fewer engine calls) must give what
+    the general fusion gives, hit for hit and score for score: with words levels it skips
+    (k small, BM25 weighing most), levels it must search (k beyond the best level, or the
+    pictures weighing most) and hits holding no query word (their rows fetched after)."""
+    import numpy as np
+
+    from mmsearch import fusion, words
+    from mmsearch.index import IMAGE_VECTOR, SPARSE
+    from mmsearch.items import Item
+
+    rng = np.random.default_rng(1)
+    items = []
+    for i in range(450):  # 100 texts holding "lombok" (4 photos each), 3 also "sunset"; 50 none
+        v = rng.normal(size=encoder.dim).astype(np.float32)
+        fields = {"folders": "pictures lombok", "camera": f"Camera {i % 100}"} if i < 400 \
+            else {"folders": "pictures"}
+        items.append(Item(path=str(tmp_path / "Lombok" / f"p{i}.jpg"), size=1, mtime=1.0,
+                          hash=str(i), fields=({"name": "sunset"} if i in (7, 150, 333) else {})
+                          | fields, image_vector=v / np.linalg.norm(v)))
+    index = make_index()
+    index.upsert(items)
+    index.flush()
+    searched = []
+    more = words.Found.more
+    monkeypatch.setattr(words.Found, "more", lambda self, *a, **kw: (
+        searched.append(self.words), more(self, *a, **kw)))
+    q = encoder.encode_texts(["a sunset over the sea"])[0].tolist()
+    calls = {}
+    for text in ("lombok sunset", "lombok", "sunset"):
+        for weights in ((0.1, 0.9), (0.9, 0.1), (1.0, 0.01)):
+            for k in (1, 3, 20, 60):
+                searched.clear()
+                fast = fusion.fuse(index, [(IMAGE_VECTOR, q), (SPARSE, text)], k, "", weights)
+                calls[text, weights, k] = len(searched)
+                full = fusion.fuse(index, [(SPARSE, text), (IMAGE_VECTOR, q)], k, "",
+                                   weights[::-1])  # another order: the general fusion
+                assert [(h.key, h.score, h.matched, h.path, h.hash) for h in fast] == \
+                    [(h.key, h.score, h.matched, h.path, h.hash) for h in full]
+                assert len(fast) == k
+    assert calls["lombok sunset", (0.1, 0.9), 3] == 1  # the sunsets' level only
+    assert calls["lombok sunset", (0.1, 0.9), 20] == 2  # 3 sunsets cannot fill a top 20
+    assert calls["lombok sunset", (1.0, 0.01), 3] == 2  # the pictures could lift any photo
