@@ -183,8 +183,7 @@ def _around(text: str, asked: set[str], width: int = SNIPPET) -> str:
     be a whole screenshot)."""
     if len(text) <= width:
         return text
-    at = next((m.start() for m in _WORD.finditer(text) if _folded(m.group()) and
-               _folded(m.group())[0] in asked), 0)
+    at = next((m.start() for m in _WORD.finditer(text) if asked & set(_folded(m.group()))), 0)
     start = max(0, min(at - width // 4, len(text) - width))
     return ("…" if start else "") + text[start:start + width].strip()
 
