@@ -205,6 +205,24 @@ def test_the_benchmark_queries_come_from_the_catalogue():
         assert all(q["half"] == half(q["query"]) for q in queries), kind
 
 
+def test_the_fresh_held_out_queries_come_from_the_catalogue():
+    """bench/queries/catalog_fresh.json is what bench/catalog_fresh_queries.py writes, and it
+    shares no query text with the first set (whose held-out half has been looked at)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from catalog_fresh_queries import OUT, build, old_queries
+    from catalog_queries import load
+
+    fresh = load(OUT)
+    assert fresh == build(PRODUCTS, old_queries())
+    assert set(load()) < set(fresh)  # every kind of the first set, and more
+    for kind, queries in fresh.items():
+        assert len(queries) >= 10 and {q["half"] for q in queries} == {"fresh"}, kind
+        assert not {q["query"] for q in queries} & old_queries(), kind
+
+
 def test_where_filters_inside_the_search(searcher):
     where = "price < 300000 and brand == 'Minuet'"
     matching = [p for p in PRODUCTS if p["price"] < 300000 and p["brand"] == "Minuet"]
