@@ -189,6 +189,28 @@ def test_a_brand_and_a_garment_together(searcher, encoder):
     assert [w for w, _ in plan.lexical] == ["minuet"]
 
 
+def test_a_look_a_field_holds_counts_as_a_match(searcher, encoder):
+    """"red" is in every red item's `colour` field: its matches count alike, whatever a title
+    adds to its BM25 score, and find the line's red items that look least like "red" (a
+    Campus Style bag); "merah" only Indonesian titles hold, a brand no picture shows: neither
+    weighs as much. Without it the word-by-word fusion had 3 of the 5 in its top 10."""
+    from mmsearch import fusion
+
+    words = "campus style red"
+    plan = fusion.plan(searcher.index, words, encoder.encode_texts([words])[0].tolist(), "",
+                       "hybrid", False, encode=encoder.encode_texts)
+    exact = dict(plan.exact)
+    assert list(exact) == ["red"] and all(isinstance(w, fusion.Matches) for w in exact), plan
+    wanted = {p["id"] for p in PRODUCTS
+              if p["title"].endswith("Campus Style") and p["colour"] == "red"}
+    assert {p.key for p in find(searcher, words, k=10)} >= wanted
+    words = "koleksi lebaran merah"
+    plan = fusion.plan(searcher.index, words, encoder.encode_texts([words])[0].tolist(), "",
+                       "hybrid", False, encode=encoder.encode_texts)
+    assert dict(plan.exact).get("merah", 0) < exact["red"] / 2, plan
+    assert not {"koleksi", "lebaran"} & set(dict(plan.exact)), plan
+
+
 def test_the_benchmark_queries_come_from_the_catalogue():
     """bench/queries/catalog.json is what bench/catalog_queries.py writes from the catalogue's
     fields (nobody picked queries by how they score), halves by the hash rule."""
