@@ -89,10 +89,10 @@ class Plan:
     picture: float
     text: float
     lexical: tuple[tuple[str, float], ...] = ()
-    # a folder's words as the probe found them (words.Found), for `fuse` to go on from
-    found: photo_words.Found | None = field(default=None, compare=False, repr=False)
     exact: tuple[tuple["Matches", float], ...] = ()  # BM25 as a match or not, weight each
     agreements: tuple[tuple[str, float, float], ...] = ()  # (word, agreement, cover): `plan`
+    # a folder's words as the probe found them (words.Found), for `fuse` to go on from
+    found: photo_words.Found | None = field(default=None, compare=False, repr=False)
 
     @property
     def weights(self) -> tuple[float, float, float]:
@@ -133,7 +133,7 @@ def plan(index: Index, words: str, picture, expr: str, mode: str, not_only_words
         found = words_found(index, words, picture, expr, CANDIDATES) \
             if words and index.has_words else None
         if found is not None and found.rows:
-            return Plan(1.0 - PHOTO_WORDS, 0.0, ((words, PHOTO_WORDS),), found)
+            return Plan(1.0 - PHOTO_WORDS, 0.0, ((words, PHOTO_WORDS),), found=found)
         return Plan(1.0, 0.0)
     matched = {}  # word -> its BM25 matches, best first, at most `probe`
     rows = max(1, index.rows_now())
