@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from catalog_fresh_queries import OUT as FRESH  # noqa: E402
 from catalog_queries import HALVES, load  # noqa: E402
 from indexer.catalog import import_catalog  # noqa: E402
 from mmsearch import fusion  # noqa: E402
@@ -44,16 +45,26 @@ HYBRID = "hybrid (mmsearch, adaptive)"
 MODES = {**SINGLE, HYBRID: None, "hybrid, RRF (k=60), all three lists": (0.0, 0.0, 0.0),
          "hybrid, fixed 0.5/0/0.5": (0.5, 0.0, 0.5), "hybrid, fixed 0.9/0/0.1": (0.9, 0.0, 0.1)}
 FLOOR_MARGIN, BRAND_VISUAL_FLOOR = 0.02, 0.8
+ALL_HALVES = (*HALVES, "fresh")
+
+
+def queries(fresh: Path | None = FRESH) -> dict[str, list[dict]]:
+    """bench/queries/catalog.json's kinds (tuning and held-out halves) with the fresh set's
+    queries (bench/catalog_fresh_queries.py, half "fresh") added to each kind."""
+    kinds = {kind: list(qs) for kind, qs in load().items()}
+    for kind, qs in (load(fresh) if fresh else {}).items():
+        kinds.setdefault(kind, []).extend(qs)
+    return kinds
 
 
 def scores(searcher: Searcher, queries: list[dict], weights) -> dict[str, dict]:
     """{half: {"p10", "mrr", "n"}} for these queries searched with these fusion weights."""
-    per = {h: [] for h in HALVES}
+    per: dict[str, list] = {}
     for q in queries:
         relevant = set(q["relevant"])
         hits = searcher.search(Query.of(texts=[q["query"]], weights=weights), K)
         ranks = [r for r, h in enumerate(hits, 1) if h.key in relevant]
-        per[q["half"]].append((len(ranks) / min(K, len(relevant)), 1 / ranks[0] if ranks else 0))
+        per.setdefault(q["half"], []).append((len(ranks) / min(K, len(relevant)), 1 / ranks[0] if ranks else 0))
     return {h: {"p10": round(sum(p for p, _ in v) / len(v), 4),
                 "mrr": round(sum(m for _, m in v) / len(v), 4), "n": len(v)}
             for h, v in per.items() if v}
@@ -62,7 +73,8 @@ def scores(searcher: Searcher, queries: list[dict], weights) -> dict[str, dict]:
 def floors(table: dict, half: str = "heldout") -> dict[str, bool]:
     hyb = table[HYBRID]
     out = {f"{kind}: hybrid >= best single - {FLOOR_MARGIN}": hyb[kind][half]["p10"] >= max(
-        table[s][kind][half]["p10"] for s in SINGLE) - FLOOR_MARGIN for kind in hyb}
+        table[s][kind][half]["p10"] for s in SINGLE) - FLOOR_MARGIN
+        for kind in hyb if half in hyb[kind]}
     out[f"brand_visual: hybrid P@10 >= {BRAND_VISUAL_FLOOR}"] = \
         hyb["brand_visual"][half]["p10"] >= BRAND_VISUAL_FLOOR
     return out
@@ -79,11 +91,12 @@ def demo_searcher(tmp: str):
 
 
 def markdown(table: dict, kinds, metric: str = "p10") -> str:
-    """One row per signal, one column per kind, each cell "tuning / held-out"."""
+    """One row per signal, one column per kind, each cell "tuning / held-out / fresh" (the
+    halves the kind has)."""
     rows = ["| signal | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     for name, row in table.items():
-        rows.append(f"| {name} | " + " | ".join(
-            f"{row[k]['tuning'][metric]:.3f} / {row[k]['heldout'][metric]:.3f}" for k in kinds)
+        rows.append(f"| {name} | " + " | ".join(" / ".join(
+            f"{row[k][h][metric]:.3f}" for h in ALL_HALVES if h in row[k]) for k in kinds)
             + " |")
     return "\n".join(rows)
 
@@ -92,8 +105,10 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "catalog.json")
+    ap.add_argument("--fresh", type=Path, default=FRESH,
+                    help="the fresh held-out set to report beside the two halves")
     args = ap.parse_args(argv)
-    kinds = load()
+    kinds = queries(args.fresh)
     with tempfile.TemporaryDirectory() as tmp:
         searcher, summary, import_s = demo_searcher(tmp)
         table = {name: {kind: scores(searcher, qs, w) for kind, qs in kinds.items()}
@@ -106,10 +121,12 @@ def main(argv=None) -> dict:
         searcher.close()
     result = {"cpus": os.cpu_count(), "items": summary.added,
               "import_items_s": round(summary.added / import_s, 1),
-              "queries": {k: {h: sum(q["half"] == h for q in qs) for h in HALVES}
+              "queries": {k: {h: n for h in ALL_HALVES
+                              if (n := sum(q["half"] == h for q in qs))}
                           for k, qs in kinds.items()},
               "hybrid_query_p50_ms": round(sorted(timings)[len(timings) // 2] * 1000, 1),
-              "floors_heldout": floors(table), "floors_tuning": floors(table, "tuning"),
+              "floors_fresh": floors(table, "fresh"), "floors_heldout": floors(table),
+              "floors_tuning": floors(table, "tuning"),
               "fusion": {name: getattr(fusion, name) for name in dir(fusion)
                          if name.isupper() and isinstance(getattr(fusion, name), (int, float))},
               "scores": table}
@@ -118,8 +135,8 @@ def main(argv=None) -> dict:
     print(f"imported {summary.added} items at {result['import_items_s']} items/s; hybrid text "
           f"query p50 {result['hybrid_query_p50_ms']} ms\n")
     for metric in ("p10", "mrr"):
-        print(f"{metric}, tuning / held-out half\n\n{markdown(table, kinds, metric)}\n")
-    for half in HALVES:
+        print(f"{metric}, tuning / held-out / fresh\n\n{markdown(table, kinds, metric)}\n")
+    for half in ("fresh", *HALVES):
         print(f"\nfloors, {half} half:")
         for what, ok in result[f"floors_{half}"].items():
             print(f"  {'ok  ' if ok else 'FAIL'} {what}")

@@ -4,9 +4,12 @@
 
 Runs every tuning-half query of bench/queries/catalog.json (bench/catalog_queries.py) with
 each setting of GRID and scores it as bench/catalog.py does; the held-out half is never run
-here. A setting is chosen by its worst margin on the tuning half: min over kinds of (hybrid
-P@10 - the best single signal's P@10), with brand + garment's (P@10 - 0.8) counted too; ties go
-to the higher mean P@10. The searches each query needs are the same for every setting except
+here. A setting's worst margin on the tuning half is min over kinds of (hybrid P@10 - the best
+single signal's P@10), with brand + garment's (P@10 - 0.8) counted too; among the settings whose
+worst margin meets the floor (>= -0.02) the highest mean P@10 is chosen, else the best worst
+margin. (Until the `cover` change only the worst margin counted: its best there, LEXICAL_FLOOR
+0 and EXACT 0.6, -0.014, put Minuet's white trousers between its two gowns for "Minuet gaun",
+failing tests/test_catalog.py; the chosen one, -0.017, has the higher mean.) The searches each query needs are the same for every setting except
 the fusion, so the index's ranked lists are cached (Cached) and a setting costs seconds.
 Its tuning-half numbers are bench/catalog.py's (checked for the chosen setting).
 """
@@ -22,14 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from catalog import BRAND_VISUAL_FLOOR, SINGLE, demo_searcher, scores  # noqa: E402
+from catalog import BRAND_VISUAL_FLOOR, FLOOR_MARGIN, SINGLE, demo_searcher, scores  # noqa: E402
 from catalog_queries import load  # noqa: E402
 from mmsearch import fusion  # noqa: E402
 from mmsearch.search import Searcher  # noqa: E402
 
-GRID = {"LEXICAL_MAX": [0.2, 0.3, 0.4], "SHARPNESS": [1, 2, 4],
-        "LEXICAL_FLOOR": [0.05, 0.1, 0.2], "PROBE_SHARE": [1 / 6, 1 / 3],
-        "LOOK": [0.0, 0.25, 0.5, 1.0], "PROBE_LEXICAL": [20]}
+GRID = {"LEXICAL_MAX": [0.15, 0.2, 0.25, 0.3], "SHARPNESS": [1, 2, 4],
+        "LEXICAL_FLOOR": [0.0, 0.05], "LOOK": [0.5, 0.75, 1.0, 1.5], "EXACT": [0.3, 0.4, 0.6],
+        "EXACT_POWER": [4]}
 
 
 class Cached:
@@ -92,7 +95,9 @@ def main(argv=None) -> dict:
                          "mean_p10": round(sum(p10.values()) / len(p10), 4), "p10": p10})
             print(len(rows), setting, rows[-1]["worst_margin"], rows[-1]["mean_p10"], flush=True)
         searcher.close()
-    rows.sort(key=lambda r: (-r["worst_margin"], -r["mean_p10"]))
+    rows.sort(key=lambda r: (r["worst_margin"] < -FLOOR_MARGIN,
+                             -r["mean_p10"] if r["worst_margin"] >= -FLOOR_MARGIN
+                             else -r["worst_margin"]))
     result = {"half": "tuning", "best_single_p10": best_single, "chosen": rows[0],
               "grid": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -327,7 +327,8 @@ class Searcher:
         requests, request_weights = [], []
         for anns_field, data, w in [(IMAGE_VECTOR, picture, plan.picture),
                                     (TEXT_VECTOR, text, plan.text),
-                                    *((SPARSE, t, w) for t, w in plan.lexical)]:
+                                    *((SPARSE, t, w) for t, w in plan.lexical),
+                                    *((SPARSE, t, w) for t, w in plan.exact)]:
             if anns_field in fusion.ALLOWED[query.mode] and data is not None and (w > 0 or rrf) \
                     and not (anns_field == SPARSE and has_image):
                 requests.append((anns_field, data))

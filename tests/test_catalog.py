@@ -189,6 +189,28 @@ def test_a_brand_and_a_garment_together(searcher, encoder):
     assert [w for w, _ in plan.lexical] == ["minuet"]
 
 
+def test_a_look_a_field_holds_counts_as_a_match(searcher, encoder):
+    """"red" is in every red item's `colour` field: its matches count alike, whatever a title
+    adds to its BM25 score, and find the line's red items that look least like "red" (a
+    Campus Style bag); "merah" only Indonesian titles hold, a brand no picture shows: neither
+    weighs as much. Without it the word-by-word fusion had 3 of the 5 in its top 10."""
+    from mmsearch import fusion
+
+    words = "campus style red"
+    plan = fusion.plan(searcher.index, words, encoder.encode_texts([words])[0].tolist(), "",
+                       "hybrid", False, encode=encoder.encode_texts)
+    exact = dict(plan.exact)
+    assert list(exact) == ["red"] and all(isinstance(w, fusion.Matches) for w in exact), plan
+    wanted = {p["id"] for p in PRODUCTS
+              if p["title"].endswith("Campus Style") and p["colour"] == "red"}
+    assert {p.key for p in find(searcher, words, k=10)} >= wanted
+    words = "koleksi lebaran merah"
+    plan = fusion.plan(searcher.index, words, encoder.encode_texts([words])[0].tolist(), "",
+                       "hybrid", False, encode=encoder.encode_texts)
+    assert dict(plan.exact).get("merah", 0) < exact["red"] / 2, plan
+    assert not {"koleksi", "lebaran"} & set(dict(plan.exact)), plan
+
+
 def test_the_benchmark_queries_come_from_the_catalogue():
     """bench/queries/catalog.json is what bench/catalog_queries.py writes from the catalogue's
     fields (nobody picked queries by how they score), halves by the hash rule."""
@@ -203,6 +225,24 @@ def test_the_benchmark_queries_come_from_the_catalogue():
     for kind, queries in stored.items():
         assert len(queries) >= 10 and {q["half"] for q in queries} == {"tuning", "heldout"}
         assert all(q["half"] == half(q["query"]) for q in queries), kind
+
+
+def test_the_fresh_held_out_queries_come_from_the_catalogue():
+    """bench/queries/catalog_fresh.json is what bench/catalog_fresh_queries.py writes, and it
+    shares no query text with the first set (whose held-out half has been looked at)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from catalog_fresh_queries import OUT, build, old_queries
+    from catalog_queries import load
+
+    fresh = load(OUT)
+    assert fresh == build(PRODUCTS, old_queries())
+    assert set(load()) < set(fresh)  # every kind of the first set, and more
+    for kind, queries in fresh.items():
+        assert len(queries) >= 10 and {q["half"] for q in queries} == {"fresh"}, kind
+        assert not {q["query"] for q in queries} & old_queries(), kind
 
 
 def test_where_filters_inside_the_search(searcher):
