@@ -260,3 +260,24 @@ def test_a_folder_fusion_skips_only_searches_that_cannot_change_its_top(tmp_path
     assert calls["lombok sunset", (0.1, 0.9), 3] == 1  # the sunsets' level only
     assert calls["lombok sunset", (0.1, 0.9), 20] == 2  # 3 sunsets cannot fill a top 20
     assert calls["lombok sunset", (1.0, 0.01), 3] == 2  # the pictures could lift any photo
+
+
+def test_a_folder_whose_photos_have_no_words_is_still_searched(tmp_path, make_index, encoder):
+    """No text BM25 could match (an empty index; one picture indexed by its own path, named
+    IMG_0001; a folder named by a stop word): a text query is the picture search, not the
+    engine's failure on empty BM25 statistics."""
+    empty = make_index("empty.db")
+    assert Searcher(empty, encoder).search(Query.of(texts=["a bag"]), 5) == []
+    lone = tmp_path / "lone" / "IMG_0001.jpg"
+    lone.parent.mkdir()
+    shutil.copy(demo_files(1)[0], lone)
+    stop = tmp_path / "di"  # Indonesian "in": a stop word, so its photos' text says nothing
+    stop.mkdir()
+    shutil.copy(demo_files(2)[1], stop / "IMG_0002.jpg")
+    for name, paths, expected in (("lone.db", [str(lone)], str(lone)),
+                                  ("stop.db", [str(stop)], str(stop / "IMG_0002.jpg"))):
+        index = make_index(name)
+        index_paths(paths, index, encoder, progress=False, ocr=False)
+        hits = Searcher(index, encoder).search(Query.of(texts=["a bag"]), 5)
+        assert [h.path for h in hits] == [expected]
+        assert hits[0].matched == ("picture",)
