@@ -1,8 +1,8 @@
-"""The Milvus engine under every index: which embedded engine is installed and which vector
-index a new collection gets, connecting (embedded or server), the embedded index's file, lock
-and in-use checks, and the one-line errors an index raises.
+"""The Milvus engine under every index: which vector index a new collection gets, connecting
+(embedded or server), checking an embedded index's file, and the one-line errors an index
+raises. The embedded engine's process and lock are `mmsearch.lite`'s.
 
-Two embedded engines are in use (`embedded_engine`): Milvus Lite 2.5.x, the C++ Milvus core,
+Two embedded engines are in use (`lite.embedded_engine`): Milvus Lite 2.5.x, the C++ Milvus core,
 whose index is one `.db` file (Linux, macOS), and the pure-Python Milvus Lite 3.x, whose index
 is a directory (Windows, where 2.5 has no wheels). `mmsearch.index` holds the schema and the
 rows; this module knows nothing of them.
@@ -10,31 +10,17 @@ rows; this module knows nothing of them.
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 import re
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 from mmsearch.config import IndexLocation
+from mmsearch.lite import (_embedded_opened, _lock_path, _started_early, embedded_engine,
+                           embedded_in_use, quiet_backend_logs)
 
 VECTOR_INDEX_PARAMS = {"HNSW": {"M": 16, "efConstruction": 200}, "FLAT": {}, "AUTOINDEX": {},
                        "IVF_FLAT": {"nlist": 1024}}
-
-
-@functools.cache
-def embedded_engine() -> str:
-    """"file" for Milvus Lite 2.x (the C++ Milvus core run as a child process: the index is a
-    `.db` file), "directory" for the pure-Python Milvus Lite 3.x (the index is a directory).
-    A fact about the installed package, so asked once."""
-    _quiet_imports()
-    try:
-        import milvus_lite.server  # noqa: F401 - only 2.x has it
-    except ImportError:
-        return "directory"
-    return "file"
 
 
 def vector_index_for(location: IndexLocation, client=None) -> str:
@@ -67,16 +53,6 @@ def vector_search_params(index_type: str | None, k: int) -> dict:
     return {"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}}
 
 
-def _quiet_imports() -> None:
-    """Milvus Lite 2.5.1 imports pkg_resources, whose deprecation warning would print on
-    every command; its child engine logs parse errors (glog) that each reach the user as one
-    IndexProblem line instead."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*")
-    os.environ.setdefault("GLOG_minloglevel", "3")
-
-
 class IndexProblem(RuntimeError):
     """Base for index problems that deserve one clear line, not a traceback."""
 
@@ -101,28 +77,6 @@ class OutdatedIndexError(IndexProblem):
     """An index an older mmsearch made, which this one cannot use safely."""
 
 
-def quiet_backend_logs() -> None:
-    """The embedded Milvus runs in this process and logs its internals (an unimplemented
-    timestamp call on every iterator, a traceback when the directory is locked). Each failure
-    that matters reaches the user as one clear IndexProblem line instead. pymilvus configures
-    its loggers when imported, so this runs after that import."""
-    for name, level in (("pymilvus", logging.CRITICAL), ("milvus_lite", logging.CRITICAL),
-                        ("grpc", logging.CRITICAL)):
-        logging.getLogger(name).setLevel(level)
-    _quiet_imports()
-    root = logging.getLogger()
-    if not any(isinstance(f, _MilvusLiteRecords) for f in root.filters):
-        root.addFilter(_MilvusLiteRecords())  # milvus_lite.server logs to the root logger
-
-
-class _MilvusLiteRecords(logging.Filter):
-    """Drops what Milvus Lite 2.x logs on the root logger ("Open ... failed, the file has been
-    opened by another program"): the user gets IndexInUseError's line instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return f"{os.sep}milvus_lite{os.sep}" not in (record.pathname or "")
-
-
 class IndexKindError(IndexProblem):
     pass
 
@@ -138,6 +92,7 @@ def connect(location: IndexLocation):
 
     quiet_backend_logs()
     if location.is_embedded:
+        _started_early(location.db)
         check_embedded_path(location.db)
         try:
             location.db.parent.mkdir(parents=True, exist_ok=True)
@@ -203,15 +158,6 @@ def _disk_bytes(location: IndexLocation) -> int | None:
 
 # -- embedded engines: paths, locks, the per-process engine ---------------------------------
 _NAME = re.compile(r"^[A-Za-z0-9.\-_]+$")
-_OPEN: dict[str, int] = {}
-_OPEN_LOCK = threading.Lock()
-
-
-def _lock_path(db: Path) -> Path:
-    """Milvus Lite 2.x's lock file, beside the index (milvus_lite/server.py)."""
-    return db.parent / f".{db.name}.lock"
-
-
 def check_embedded_path(db: Path) -> None:
     """Refuse, in one line, an embedded index this engine cannot open: an index of the other
     Milvus Lite generation, or (2.x) a name its server does not accept."""
@@ -238,52 +184,6 @@ def check_embedded_path(db: Path) -> None:
             "uses Milvus Lite 3.x (a folder) and cannot read it. Move it: with the other mmsearch "
             f"run `mmsearch export OLD.parquet --db {db}`, then here `mmsearch import "
             f"OLD.parquet --db {db.with_name(db.stem + '-3.db')}`")
-
-
-def embedded_in_use(db: Path) -> bool:
-    """Whether another process holds Milvus Lite 2.x's lock on `db`. Asked before connecting:
-    a Milvus Lite 2.5.1 open that fails on the lock deletes the lock file as it gives up, so
-    a third process would then open the index beside the running one."""
-    if embedded_engine() != "file" or _opened_here(db):
-        return False
-    lock = _lock_path(db)
-    if not lock.exists():
-        return False
-    import fcntl
-
-    try:
-        with open(lock, "a") as f:  # this process holds no lock on it (checked above)
-            try:
-                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            fcntl.lockf(f, fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return False
-
-
-def _opened_here(db: Path) -> bool:
-    with _OPEN_LOCK:
-        return _OPEN.get(str(db.absolute().resolve()), 0) > 0
-
-
-def _embedded_opened(db: Path, delta: int) -> None:
-    """Count this process's open clients per embedded index; when the last one closes, stop
-    the engine (2.x: a child process, ~100 MB) and free the index for other processes."""
-    key = str(db.absolute().resolve())
-    with _OPEN_LOCK:
-        count = _OPEN.get(key, 0) + delta
-        if count > 0:
-            _OPEN[key] = count
-            return
-        _OPEN.pop(key, None)
-    try:
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(key)
-    except Exception:  # noqa: BLE001 - an engine without it keeps its server until exit
-        pass
 
 
 def databases_supported(client) -> bool:

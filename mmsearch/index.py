@@ -16,17 +16,17 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from mmsearch import coarse
+from mmsearch import coarse, lite
 from mmsearch.coarse import CODE_FIELD, HALF_FIELD
 from mmsearch.config import IndexLocation, ModelSpec
-from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, _embedded_opened,
-                             searching, vector_index_for, vector_search_params, writing)
+from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, searching,
+                             vector_index_for, vector_search_params, writing)
 from mmsearch.filters import quote, under_folder
 from mmsearch.hits import OUTPUT, Hit  # noqa: F401 - Hit is imported from here too
 from mmsearch.items import (IMAGE_VECTOR, ITEMS, SCHEMA_VERSION, SPARSE, TEXT_VECTOR, Item,
                             add_codes, create_items, create_meta, item_id)
-from mmsearch import words as photo_words
 from mmsearch.words import WORDS
+from mmsearch import words as photo_words
 
 META = "mmsearch_meta"
 # Rows per insert/query page: large enough to amortise the RPC, small enough for bounded memory.
@@ -138,7 +138,7 @@ class Index:
         self.client.close()
         self.client = None
         if self.location.is_embedded:
-            _embedded_opened(self.location.db, -1)
+            lite._embedded_opened(self.location.db, -1)
 
     def __enter__(self) -> "Index":
         return self

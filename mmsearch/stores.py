@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (IndexKindError, IndexNotFoundError, ModelMismatchError,
-                             OutdatedIndexError, _embedded_opened, connect, create_database,
-                             vector_index_for)
+                             OutdatedIndexError, connect, create_database, vector_index_for)
 from mmsearch.index import Index
+from mmsearch.lite import _embedded_opened
 from mmsearch.items import SCHEMA_VERSION
 from mmsearch.upgrade import upgrade
 

@@ -173,7 +173,7 @@ def test_an_index_of_the_other_milvus_lite_generation_is_one_clear_line(tmp_path
     """Milvus Lite 3.x keeps an index in a folder (LOCK, collections/, databases/, as 3.2.2
     made it), 2.5 in one .db file, and neither reads the other: one line naming the move
     (export with the old mmsearch, import with this one), and the old index left untouched."""
-    from mmsearch.engine import embedded_engine
+    from mmsearch.lite import embedded_engine
 
     db = tmp_path / "old.db"
     if embedded_engine() == "file":

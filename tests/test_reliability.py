@@ -79,6 +79,26 @@ def test_second_process_gets_one_clear_line(tmp_path, encoder):
     assert "milvus-lite server" not in err
 
 
+def test_an_engine_started_early_keeps_the_index_locked(tmp_path, encoder):
+    """A cold `mmsearch search` starts the engine in a thread while pymilvus is imported
+    (lite.start_early): the in-use check of the connection that follows must not drop the
+    lock that start took (POSIX locks are per process), and closing must free the index."""
+    from mmsearch.lite import start_early
+
+    db = tmp_path / "early.db"
+    loc = IndexLocation.resolve(db=db)
+    open_index(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim).close()
+    search = [*CLI, "search", "a bag", "--db", str(db)]
+    start_early(loc)
+    with open_index(loc, model=encoder.spec) as index:
+        assert index.rows_now() == 0
+        busy = subprocess.run(search, env=ENV, capture_output=True, text=True, timeout=300)
+    assert busy.returncode == 1 and "in use" in busy.stderr, busy.stderr
+    free = subprocess.run(search, env=ENV, capture_output=True, text=True, timeout=300)
+    assert free.returncode == 0, free.stderr
+    assert "no results" in free.stdout
+
+
 def as_nobody(argv: list[str], home: str) -> subprocess.CompletedProcess:
     """Run the CLI as an unprivileged user: root reads every file, a user does not."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):

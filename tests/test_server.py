@@ -194,7 +194,7 @@ def test_a_database_on_a_server_without_databases_is_one_clear_line(server, tmp_
     """`--uri http://host:PORT/NAME` puts an index in database NAME of a Milvus server (created
     on first use). Milvus Lite 2.5.1's server has no databases; it would ignore NAME and mix
     the indexes, so mmsearch refuses in one line (3.x's server has them)."""
-    from mmsearch.engine import embedded_engine
+    from mmsearch.lite import embedded_engine
 
     folder = copy(demo_files(3), tmp_path / "few")
     done = mmsearch("index", folder, "--uri", f"{server}/photos", "--model", "demo")

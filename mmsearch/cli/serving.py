@@ -53,8 +53,8 @@ def cmd_demo(args) -> int:
 
 def cmd_serve_index(args) -> int:
     from mmsearch.config import IndexLocation
-    from mmsearch.engine import (IndexInUseError, check_embedded_path, embedded_engine,
-                                 embedded_in_use, is_lock_failure, quiet_backend_logs)
+    from mmsearch.engine import IndexInUseError, check_embedded_path, is_lock_failure
+    from mmsearch.lite import embedded_engine, embedded_in_use, quiet_backend_logs
 
     location = IndexLocation.resolve(db=args.data_dir)
     if not location.is_embedded:  # $MMSEARCH_URI is set: that index is served already
@@ -110,7 +110,7 @@ def _serve_lite_file(db, host: str, port: int, url: str, in_use) -> int:
 
     from milvus_lite.server import Server
 
-    from mmsearch.engine import embedded_in_use
+    from mmsearch.lite import embedded_in_use
 
     server = Server(str(db), address=f"{host}:{port}")
     if not server.init():

@@ -1,0 +1,152 @@
+"""Milvus Lite 2.x, the embedded engine, as this process runs it: which generation is
+installed, its child engine process per index file (counted, stopped with the last client,
+started early for a cold search), the file's lock and whether another process holds it, and
+keeping its logs quiet. `mmsearch.engine` connects through it; this module knows no errors
+and no schema.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from pathlib import Path
+
+from mmsearch.config import IndexLocation
+
+_OPEN: dict[str, int] = {}
+_OPEN_LOCK = threading.Lock()
+# Engines `start_early` is starting (its thread) and has started (no client yet).
+_STARTING: dict[str, threading.Thread] = {}
+_STARTED: set[str] = set()
+
+@functools.cache
+def embedded_engine() -> str:
+    """"file" for Milvus Lite 2.x (the C++ Milvus core run as a child process: the index is a
+    `.db` file), "directory" for the pure-Python Milvus Lite 3.x (the index is a directory).
+    A fact about the installed package, so asked once."""
+    _quiet_imports()
+    try:
+        import milvus_lite.server  # noqa: F401 - only 2.x has it
+    except ImportError:
+        return "directory"
+    return "file"
+
+def _quiet_imports() -> None:
+    """Milvus Lite 2.5.1 imports pkg_resources, whose deprecation warning would print on
+    every command; its child engine logs parse errors (glog) that each reach the user as one
+    IndexProblem line instead."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+
+def quiet_backend_logs() -> None:
+    """The embedded Milvus runs in this process and logs its internals (an unimplemented
+    timestamp call on every iterator, a traceback when the directory is locked). Each failure
+    that matters reaches the user as one clear IndexProblem line instead. pymilvus configures
+    its loggers when imported, so this runs after that import."""
+    for name, level in (("pymilvus", logging.CRITICAL), ("milvus_lite", logging.CRITICAL),
+                        ("grpc", logging.CRITICAL)):
+        logging.getLogger(name).setLevel(level)
+    _quiet_imports()
+    root = logging.getLogger()
+    if not any(isinstance(f, _MilvusLiteRecords) for f in root.filters):
+        root.addFilter(_MilvusLiteRecords())  # milvus_lite.server logs to the root logger
+
+
+class _MilvusLiteRecords(logging.Filter):
+    """Drops what Milvus Lite 2.x logs on the root logger ("Open ... failed, the file has been
+    opened by another program"): the user gets IndexInUseError's line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}milvus_lite{os.sep}" not in (record.pathname or "")
+
+def start_early(location: IndexLocation) -> None:
+    """Start an existing embedded index's engine in the background for a fresh process about
+    to open it (a cold `mmsearch search`): Milvus Lite 2.5.1 waits a fixed 0.5 s for its child
+    engine, which then passes while pymilvus is imported (0.5 s). `engine.connect` waits for
+    this start and uses that engine; on a missing, read-only or busy index nothing starts
+    (nor for a bad name: the engine refuses it), and `connect` says what is wrong, once."""
+    db = location.db
+    key = str(db.absolute().resolve()) if location.is_embedded else ""
+
+    def start() -> None:
+        try:
+            if embedded_engine() == "file" and db.is_file() and os.access(db, os.W_OK) and \
+                    os.access(db.parent, os.W_OK) and not embedded_in_use(db):
+                from milvus_lite.server_manager import server_manager_instance
+
+                if server_manager_instance.start_and_get_uri(key):
+                    with _OPEN_LOCK:
+                        _STARTED.add(key)  # this process holds it: no in-use check on it
+        except Exception:  # noqa: BLE001 - connect() reports the failure as one line
+            pass
+
+    with _OPEN_LOCK:
+        if not key or key in _STARTING or _OPEN.get(key):
+            return
+        _STARTING[key] = thread = threading.Thread(target=start, name="engine", daemon=True)
+    quiet_backend_logs()
+    thread.start()
+
+
+def _started_early(db: Path) -> None:
+    """Wait for `start_early`'s start of this engine: a POSIX lock taken and dropped by one
+    thread (an in-use check) drops the engine's lock that another thread's start took."""
+    with _OPEN_LOCK:
+        thread = _STARTING.pop(str(db.absolute().resolve()), None)
+    if thread is not None:
+        thread.join()
+
+def _lock_path(db: Path) -> Path:
+    """Milvus Lite 2.x's lock file, beside the index (milvus_lite/server.py)."""
+    return db.parent / f".{db.name}.lock"
+
+def embedded_in_use(db: Path) -> bool:
+    """Whether another process holds Milvus Lite 2.x's lock on `db`. Asked before connecting:
+    a Milvus Lite 2.5.1 open that fails on the lock deletes the lock file as it gives up, so
+    a third process would then open the index beside the running one."""
+    if embedded_engine() != "file" or _opened_here(db):
+        return False
+    lock = _lock_path(db)
+    if not lock.exists():
+        return False
+    import fcntl
+
+    try:
+        with open(lock, "a") as f:  # this process holds no lock on it (checked above)
+            try:
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
+def _opened_here(db: Path) -> bool:
+    key = str(db.absolute().resolve())
+    with _OPEN_LOCK:
+        return _OPEN.get(key, 0) > 0 or key in _STARTED
+
+
+def _embedded_opened(db: Path, delta: int) -> None:
+    """Count this process's open clients per embedded index; when the last one closes, stop
+    the engine (2.x: a child process, ~100 MB) and free the index for other processes."""
+    key = str(db.absolute().resolve())
+    with _OPEN_LOCK:
+        _STARTED.discard(key)  # a client now holds it: the count decides when it stops
+        count = _OPEN.get(key, 0) + delta
+        if count > 0:
+            _OPEN[key] = count
+            return
+        _OPEN.pop(key, None)
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(key)
+    except Exception:  # noqa: BLE001 - an engine without it keeps its server until exit
+        pass
