@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -37,29 +36,9 @@ from mmsearch.config import Shard
 from mmsearch.filters import quote, under_folder
 from mmsearch.images import BadPicture
 from mmsearch.items import item_id
+from mmsearch.moments import END, IS_SCENE, MEDIA, SCENES, TIME, VIDEO, scene_key
 
-MEDIA, VIDEO, TIME, END, SCENES = "media", "video", "time", "end", "scenes"
-IS_SCENE = f'fields["{MEDIA}"] == "{VIDEO}"'
 HASH_CHUNK = 1 << 20
-
-
-def scene_key(path: str, start: float) -> str:
-    return f"{path}#t={start:.2f}"
-
-
-_MOMENT = re.compile(r"^(?P<path>.+?)(?:#t=|@)(?P<time>\d+(?::\d{1,2}){0,2}(?:\.\d+)?)$")
-
-
-def parse_moment(text: str) -> tuple[str, float] | None:
-    """(video path, seconds) of a scene's key (`clip.mp4#t=12.00`) or `clip.mp4@1:05`
-    (also `@65`, `@1:02:05`); None when `text` is neither."""
-    m = _MOMENT.match(text.strip())
-    if not m:
-        return None
-    seconds = 0.0
-    for piece in m["time"].split(":"):
-        seconds = seconds * 60 + float(piece)
-    return m["path"], seconds
 
 
 def is_scene(row: dict) -> bool:
