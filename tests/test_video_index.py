@@ -308,3 +308,27 @@ def test_a_scene_preview_is_its_frame_from_an_indexed_file_only(library, make_in
     assert Thumbnails(tmp_path / "t2", lambda: [str(tmp_path / "elsewhere")]).ensure(
         str(clip), digest, 0.0) is None
     assert thumbs.ensure(str(clip), "0" * 32, 4.0) is None  # not the indexed content
+
+
+def test_a_video_that_breaks_half_way_keeps_its_good_scenes_and_says_so(
+        tmp_path, make_index, encoder, monkeypatch):
+    root = tmp_path / "v"
+    root.mkdir()
+    clip = make_video(root / "cut.mp4", [demo_files(cls=c)[0] for c in ("boot", "bag", "coat")])
+    real = video_module.scenes
+
+    def breaks(path):  # what the interface allows a truncated file: good scenes, then BadVideo
+        for n, scene in enumerate(real(path)):
+            if n == 2:
+                raise video_module.BadVideo("truncated: stopped decoding")
+            yield scene
+    monkeypatch.setattr(video_module, "scenes", breaks)
+    index = make_index()
+    summary = index_paths([str(root)], index, encoder, progress=False, ocr=False)
+    assert summary.added == 1 and summary.scenes == 2
+    assert summary.errors == [{"path": str(clip), "reason": "truncated: stopped decoding "
+                                                            "(2 scenes before it indexed)"}]
+    rows = scenes_of(index, clip)
+    assert len(rows) == 2 and rows[-1]["fields"]["scenes"] == 2  # whole as far as it goes
+    no_decoding(monkeypatch)  # and not retried on every run
+    assert index_paths([str(root)], index, encoder, progress=False, ocr=False).unchanged == 1
