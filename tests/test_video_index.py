@@ -332,3 +332,45 @@ def test_a_video_that_breaks_half_way_keeps_its_good_scenes_and_says_so(
     assert len(rows) == 2 and rows[-1]["fields"]["scenes"] == 2  # whole as far as it goes
     no_decoding(monkeypatch)  # and not retried on every run
     assert index_paths([str(root)], index, encoder, progress=False, ocr=False).unchanged == 1
+
+
+def test_the_app_serves_an_indexed_video_with_ranges_and_nothing_else(library, make_index,
+                                                                       encoder):
+    import urllib.error
+    import urllib.request
+
+    from test_app import free_port
+    from ui.app import launch
+    from ui.media import player_html
+
+    index = make_index()
+    index_paths([str(library)], index, encoder, progress=False, ocr=False)
+    clip = library / "clip.mp4"
+    second = scenes_of(index, clip)[1]
+    port = free_port()
+    app = launch(Searcher(index, encoder), port=port, block=False)
+    base = f"http://127.0.0.1:{port}/media/video?key="
+
+    def get(key: str, **headers):
+        from urllib.parse import quote
+
+        request = urllib.request.Request(base + quote(key, safe=""), headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, answer.headers, answer.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers, b""
+    try:
+        status, headers, body = get(second["key"], Range="bytes=100-199")
+        assert status == 206 and len(body) == 100
+        assert headers["Content-Range"] == f"bytes 100-199/{clip.stat().st_size}"
+        assert body == clip.read_bytes()[100:200]
+        assert get(second["key"])[0] == 200
+        assert get(str(next(library.glob("*.png"))))[0] == 404  # a picture: not here
+        assert get(str(clip))[0] == 404 and get("/etc/passwd#t=0.00")[0] == 404
+        html = player_html(index, second["key"])
+        assert "#t=" + f"{second['fields']['time']:.2f}" in html and "clip.mp4 @ 0:0" in html
+        os.utime(clip, (0, 0))  # changed since it was indexed: refused
+        assert get(second["key"])[0] == 404 and player_html(index, second["key"]) == ""
+    finally:
+        app.close()
