@@ -15,6 +15,9 @@ DEFAULT_K = 24
 # that followed it and put its older results and filters back (seen in test_browser). A
 # search takes tens of milliseconds, so one at a time costs little; the API is not limited.
 IN_ORDER = {"concurrency_limit": 1, "concurrency_id": "page"}
+# the player sits below the results (over the opened frame while it is open, ui.style): bring
+# it on screen when a video was opened
+SHOW_PLAYER = "() => document.getElementById('video-player')?.scrollIntoView({block: 'center'})"
 PICTURE_TYPES = ["image", ".heic", ".heif"]
 
 
@@ -132,7 +135,8 @@ def wire_results(panel: ResultsPanel, outs: list, fields: list, marks: list, *, 
     chosen = panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False,
                                   **IN_ORDER)
     if player is not None:
-        chosen.then(player, [panel.selected], [panel.player], api_name=False, **IN_ORDER)
+        chosen.then(player, [panel.selected], [panel.player], api_name=False, **IN_ORDER).then(
+            None, js=SHOW_PLAYER)
         panel.gallery.change(lambda: "", None, [panel.player], api_name=False)
     panel.similar.click(similar, [panel.selected, *similar_inputs], outs, js=CLOSE_PREVIEW,
                         api_name=False, **IN_ORDER)
