@@ -92,6 +92,7 @@ class Thumbnails:
                 digest_now.update(chunk)
             if digest_now.hexdigest() != digest:
                 return None
+            f.seek(0)  # where /dev/fd/N shares this file's offset (macOS), start at the start
             by_fd = f"/dev/fd/{f.fileno()}"
             try:
                 img = frame_at(by_fd if os.path.exists(by_fd) else os.path.realpath(source),
