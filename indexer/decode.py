@@ -39,6 +39,8 @@ class Picture:
     gps: tuple[float, float] | None = None  # EXIF latitude, longitude
     words: str | None = None  # words read in the picture; None: not read (OCR off, or failed)
     ocr_error: str = ""       # why reading failed (the picture is indexed all the same)
+    scene: dict | None = None  # a video's scene: {"key", "time", "end"[, "scenes"]}
+    # (indexer.videos)
 
 
 def read_words(picture: Picture, reader, small, data: bytes) -> None:

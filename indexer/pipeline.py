@@ -10,6 +10,9 @@ also has its printed words read, stored as fields["words"] with fields["ocr"] = 
 read", also when none was found). A stored photo without that mark gets its words on the next
 run with OCR on, decoded small for it and never embedded again; a run with OCR off keeps the
 words of unchanged photos and marks nothing.
+
+Videos (indexer.videos): with `video` on, each video under the folders is read as a stream of
+scenes, one item each, through the same runner; with it off, stored videos are left as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from indexer.decode import Picture, read_facts, read_for_words, read_picture
 from indexer.runner import Job, Plan, Summary, run
+from indexer.videos import SceneStream, VideoWork, finish, is_scene, open_video, plan_videos
 from indexer.walk import find_pictures, roots_of
 from mmsearch.config import Shard
 from mmsearch.encoder import Encoder
@@ -49,7 +53,8 @@ def plan(roots: list[str], index: Index, shard: Shard = Shard(), ocr: bool = Fal
     for root in roots:
         rows = index.rows_under(root) if os.path.isdir(root) else \
             index.get([root], ("size", "mtime", "hash", "fields")).values()
-        known = {r["path"]: r for r in rows if shard.owns(item_id(r["path"]))}
+        known = {r["path"]: r for r in rows
+                 if shard.owns(item_id(r["path"])) and not is_scene(r)}
         for path in find_pictures(root):
             if not shard.owns(item_id(path)):
                 continue
@@ -79,11 +84,12 @@ class FolderImport:
     unit, desc = "img", "indexing"
 
     def __init__(self, paths: Iterable[str], encoder: Encoder, shard: Shard = Shard(),
-                 reader=None):
+                 reader=None, video: bool = True):
         self.roots = roots_of(paths)
         self.encoder = encoder
         self.shard = shard
         self.reader = reader  # a mmsearch.ocr.TextReader, or None: OCR off
+        self.video = video    # videos too (their scenes), or leave them be
         self.index: Index | None = None
         self.summary: Summary | None = None
 
@@ -95,6 +101,10 @@ class FolderImport:
         roots = [r for r in self.roots if os.path.exists(r)]
         enable_heif()
         work = plan(roots, index, self.shard, ocr=self.reader is not None)
+        if self.video:
+            videos = plan_videos(roots, index, self.shard)
+            work = Plan(work.jobs + videos.jobs, work.removed + videos.removed,
+                        work.unchanged + videos.unchanged, videos.extra_keys)
         index.add_roots([r if os.path.isdir(r) else os.path.dirname(r) for r in roots])
         if any(j.row not in (REFRESH, READ_WORDS) for j in work.jobs):
             # an unchanged re-scan never loads the model (nor one that only derives text or
@@ -107,7 +117,9 @@ class FolderImport:
             self._decode = (self.encoder.preprocess, 2 * self.encoder.image_size)
         return self._decode
 
-    def read(self, job: Job) -> Picture:
+    def read(self, job: Job) -> Picture | SceneStream:
+        if isinstance(job.row, VideoWork):
+            return open_video(job, self._decoding()[0], self.index)
         if job.row == REFRESH:
             return read_facts(job.path, job.known_hash)
         if job.row == READ_WORDS:
@@ -134,11 +146,11 @@ class FolderImport:
         if touched:
             # Same content, new mtime (copied, touched): keep the vector, refresh the row.
             # Same content: its words too, unless they were read just now.
-            old = self.index.get([p.path for p in touched],
+            old = self.index.get([_key(p) for p in touched],
                                  ("width", "height", "taken", "fields", IMAGE_VECTOR))
             for p in touched:
-                if p.path in old:
-                    row = old[p.path]
+                if _key(p) in old:
+                    row = old[_key(p)]
                     p.width, p.height, p.taken = row["width"], row["height"], row["taken"]
                     stored = row.get("fields") or {}
                     if p.words is None and stored.get(OCR_DONE):
@@ -148,15 +160,20 @@ class FolderImport:
 
     def _item(self, p: Picture, vector: np.ndarray) -> Item:
         fields = photo_fields(p.path, self.root_of(p.path), p.camera, p.gps)
+        if p.scene is not None:  # a video's scene (the item shape: indexer.videos)
+            fields |= {"media": "video", **{k: v for k, v in p.scene.items() if k != "key"}}
         if p.words is not None:  # read (this run or an earlier one), even if none was found
             fields[OCR_DONE] = 1
             if p.words:
                 fields[OCR_WORDS] = p.words
         return Item(path=p.path, size=p.size, mtime=p.mtime, hash=p.hash, width=p.width,
-                    height=p.height, taken=p.taken, image_vector=vector, fields=fields)
+                    height=p.height, taken=p.taken, image_vector=vector, fields=fields,
+                    key=_key(p))
 
     @staticmethod
     def outcome(job: Job, picture: Picture) -> str:
+        if picture.scene is not None:  # the video itself counts once, in `finish`
+            return "scenes"
         if picture.pixels is None:  # same content (its text or words may be new, as REFRESH)
             return "unchanged"
         return "updated" if job.known else "added"
@@ -165,21 +182,28 @@ class FolderImport:
     def failed(job: Job, error: BadPicture) -> dict:
         return {"path": job.path, "reason": str(error)}
 
+    def finish(self, job: Job, stream: SceneStream) -> tuple[str | None, dict | None]:
+        return finish(job, stream, self.index)
+
+
+def _key(p: Picture) -> str:
+    return p.scene["key"] if p.scene is not None else p.path
+
 
 def index_paths(paths: Iterable[str], index: Index, encoder: Encoder, batch_size: int = 32,
                 workers: int | None = None, progress: bool = True,
                 on_progress: Callable[[int, int], None] | None = None,
-                shard: Shard = Shard(), ocr=True) -> Summary:
+                shard: Shard = Shard(), ocr=True, video: bool = True) -> Summary:
     """Bring the index in line with the pictures under `paths`. Returns what changed.
 
     `progress` draws a terminal bar; `on_progress(done, total)` is called as pictures are
     read (the app's progress bar). `ocr`: True reads the words in pictures when the engine
     is installed (the default everywhere: CLI, app, JSON API), False does not, or a
-    mmsearch.ocr.TextReader to read with."""
+    mmsearch.ocr.TextReader to read with. `video`: videos become scenes (indexer.videos)."""
     if ocr is True:
         from mmsearch.ocr import default_reader
 
         ocr = default_reader()
     reader = ocr or None
-    return run(FolderImport(paths, encoder, shard, reader), index, batch_size=batch_size,
+    return run(FolderImport(paths, encoder, shard, reader, video), index, batch_size=batch_size,
                workers=workers, progress=progress, on_progress=on_progress)

@@ -12,7 +12,10 @@ its own stages:
 - `items(batch)`: the items to write for a batch of (job, picture), vectors encoded or kept
   from the stored row;
 - `outcome(job, picture)`: whether the item counts as added, updated or unchanged;
-- `failed(job, error)`: the summary's line for a picture that could not be read.
+- `failed(job, error)`: the summary's line for a picture that could not be read;
+- `finish(job, stream)`: for a job whose `read` gave a stream of pictures (a video's scenes,
+  indexer.videos) instead of one: called once they are all written, it says what the job
+  counts as and any error line.
 
 The runner writes after every batch (a killed run keeps what it finished and the next run
 does only the rest), removes a stored item whose picture broke since, draws the terminal bar,
@@ -41,6 +44,7 @@ class Summary:
     unchanged: int = 0
     errors: list[dict] = field(default_factory=list)
     ocr_failed: int = 0  # pictures indexed without their words: the OCR engine failed on them
+    scenes: int = 0      # video scenes written (the videos count as added, updated, ...)
 
     @property
     def skipped(self) -> int:
@@ -51,6 +55,8 @@ class Summary:
                "unchanged": self.unchanged, "skipped": self.skipped, "errors": self.errors}
         if self.ocr_failed:  # only when it happened: an engine failure is rare
             out["ocr_failed"] = self.ocr_failed
+        if self.scenes:
+            out["scenes"] = self.scenes
         return out
 
     def line(self) -> str:
@@ -61,6 +67,8 @@ class Summary:
             for e in self.errors:
                 reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
             text += " (" + "; ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")"
+        if self.scenes:
+            text += f"; {self.scenes} video scenes written"
         if self.ocr_failed:
             text += f"; words not read in {self.ocr_failed} (OCR failed; retried next run)"
         return text
@@ -73,6 +81,8 @@ class Job:
     known_hash: str | None   # the stored picture's content hash: same bytes, no decoding
     known: bool = False      # an item with this key is stored (it is updated, not added)
     row: object = field(default=None, compare=False)  # what the importer maps (a product)
+    stored: tuple[str, ...] = field(default=(), compare=False)  # the keys stored for it now,
+    # where those are not just `key` (a video's scenes)
 
 
 @dataclass
@@ -80,6 +90,7 @@ class Plan:
     jobs: list[Job]
     removed: list[str]       # stored keys to remove
     unchanged: int
+    extra_keys: int = 0      # keys in `removed` beyond one per file (a video's other scenes)
 
 
 class Importer(Protocol):
@@ -91,6 +102,7 @@ class Importer(Protocol):
     def items(self, batch: list[tuple[Job, Picture]]) -> list[Item]: ...
     def outcome(self, job: Job, picture: Picture) -> str: ...
     def failed(self, job: Job, error: BadPicture) -> dict: ...
+    def finish(self, job: Job, stream) -> tuple[str | None, dict | None]: ...
 
 
 def decode_ahead(jobs: list[Job], read: Callable[[Job], Picture], workers: int,
@@ -122,16 +134,19 @@ def run(importer: Importer, index: Index, *, batch_size: int = 32, workers: int 
     summary = Summary()
     work = importer.plan(index, summary)
     index.delete(work.removed)
-    summary.removed += len(work.removed)
+    summary.removed += len(work.removed) - work.extra_keys
     summary.unchanged += work.unchanged
     batch: list[tuple[Job, Picture]] = []
+
+    def count(outcome: str | None) -> None:
+        if outcome:
+            setattr(summary, outcome, getattr(summary, outcome) + 1)
 
     def write() -> None:
         if batch:
             index.upsert(importer.items(batch))
             for job, picture in batch:
-                outcome = importer.outcome(job, picture)
-                setattr(summary, outcome, getattr(summary, outcome) + 1)
+                count(importer.outcome(job, picture))
             batch.clear()
 
     workers = workers or os.cpu_count() or 2
@@ -145,12 +160,22 @@ def run(importer: Importer, index: Index, *, batch_size: int = 32, workers: int 
             if isinstance(result, BadPicture):
                 summary.errors.append(importer.failed(job, result))
                 if job.known:  # it was indexed, but its picture no longer reads
-                    index.delete([job.key])
+                    index.delete(job.stored or [job.key])
                     summary.removed += 1
-            else:
+            elif isinstance(result, Picture):
                 batch.append((job, result))
                 if len(batch) >= batch_size:
                     write()
+            else:  # a stream of pictures from one file (a video's scenes), written as found
+                for picture in result:
+                    batch.append((job, picture))
+                    if len(batch) >= batch_size:
+                        write()
+                write()  # its last item (the mark that it is whole) is stored before `finish`
+                outcome, error = importer.finish(job, result)
+                count(outcome)
+                if error:
+                    summary.errors.append(error)
             bar.update(1)
             if on_progress:
                 on_progress(done, len(work.jobs))

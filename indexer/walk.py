@@ -1,12 +1,13 @@
-"""Find the pictures under some folders: the reader stage of indexing."""
+"""Find the pictures (and videos) under some folders: the reader stage of indexing."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from mmsearch.config import HEIF_EXTENSIONS, IMAGE_EXTENSIONS
+from mmsearch.video import VIDEO_EXTENSIONS
 
 # Folders that NAS boxes and OSes fill with thumbnails of the real pictures.
 SKIP_DIRS = frozenset({"@eaDir", "__MACOSX", "$RECYCLE.BIN", "System Volume Information"})
@@ -21,8 +22,23 @@ def is_picture_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in PICTURE_EXTENSIONS
 
 
+def is_video_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
 def find_pictures(root: str) -> Iterator[str]:
-    """Absolute paths of picture files under `root`, sorted, hidden ones left out.
+    """Absolute paths of picture files under `root` (see find_files)."""
+    return find_files(root, is_picture_name)
+
+
+def find_videos(root: str) -> Iterator[str]:
+    """Absolute paths of video files under `root` (see find_files)."""
+    return find_files(root, is_video_name)
+
+
+def find_files(root: str, wanted: Callable[[str], bool]) -> Iterator[str]:
+    """Absolute paths of the files under `root` whose names are `wanted`, sorted, hidden
+    ones left out.
 
     Symlinked folders are not followed (no loops, nothing outside the folder); a symlinked
     file is kept only when it points inside `root`, so the app never serves files from
@@ -31,13 +47,13 @@ def find_pictures(root: str) -> Iterator[str]:
     root = os.path.abspath(root)
     real_root = os.path.realpath(root)
     if os.path.isfile(root):
-        if is_picture_name(root) and not is_hidden(os.path.basename(root)):
+        if wanted(root) and not is_hidden(os.path.basename(root)):
             yield root
         return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=None):
         dirnames[:] = sorted(d for d in dirnames if not is_hidden(d) and d not in SKIP_DIRS)
         for name in sorted(filenames):
-            if is_hidden(name) or not is_picture_name(name):
+            if is_hidden(name) or not wanted(name):
                 continue
             path = os.path.join(dirpath, name)
             if os.path.islink(path) and not _inside(os.path.realpath(path), real_root):

@@ -4,6 +4,10 @@ Each indexed picture's stored vector is searched against the index (Milvus ANN, 
 vectors per request); pairs at or above the threshold are joined with union-find, so a chain
 of near-copies lands in one group. Exact copies are joined by content hash, whatever the
 threshold. A member's score is its cosine similarity with the group's first picture.
+
+A video (its scenes are items: indexer.videos) joins another video, never a picture: when at
+least SHARED of each one's scenes have a near-copy among the other's (a re-encoded copy has
+them all; two videos that share one shot are not copies). Its score is its first scene's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from mmsearch.index import IMAGE_VECTOR, PAGE, Index
 DEFAULT_THRESHOLD = 0.99
 DEMO_THRESHOLD = 0.999
 NEIGHBOURS = 8  # candidates per picture; larger groups still form through chains
+SHARED = 0.5    # of a video's scenes that must have a near-copy in the other video
 
 
 @dataclass(frozen=True)
@@ -71,15 +76,26 @@ def find_duplicates(index: Index, threshold: float | None = None,
     uf = _UnionFind()
     by_hash: dict[str, str] = {}
     page: list[dict] = []
+    first_key: dict[str, str] = {}      # a path's first stored item (a video: a scene)
+    scenes: dict[str, int] = {}         # a video's scene count
+    shared: dict[tuple[str, str], set[str]] = {}  # (video, other): its scenes found there
 
     def link(rows: list[dict]) -> None:
         results = index.search_many([r[IMAGE_VECTOR] for r in rows], NEIGHBOURS, filter)
         for row, hits in zip(rows, results):
+            video = (row.get("fields") or {}).get("media") == "video"
             for hit in hits:
-                if hit.score >= threshold and hit.path != row["path"]:
+                if hit.score < threshold or hit.path == row["path"]:
+                    continue
+                if not video and hit.time is None:
                     uf.union(row["path"], hit.path)
+                elif video and hit.time is not None:
+                    shared.setdefault((row["path"], hit.path), set()).add(row["key"])
 
-    for row in index.iter_rows(("path", "hash", IMAGE_VECTOR), filter):
+    for row in index.iter_rows(("key", "path", "hash", "fields", IMAGE_VECTOR), filter):
+        first_key.setdefault(row["path"], row["key"])
+        if (row.get("fields") or {}).get("media") == "video":
+            scenes[row["path"]] = scenes.get(row["path"], 0) + 1
         first = by_hash.setdefault(row["hash"], row["path"])
         if first != row["path"]:
             uf.union(first, row["path"])
@@ -89,10 +105,15 @@ def find_duplicates(index: Index, threshold: float | None = None,
             page.clear()
     if page:
         link(page)
+    for (a, b), found in shared.items():
+        if len(found) >= SHARED * scenes[a] and \
+                len(shared.get((b, a), ())) >= SHARED * scenes.get(b, 1):
+            uf.union(a, b)
 
     groups = []
     for paths in uf.groups():
-        stored = index.get(paths, (IMAGE_VECTOR,))
+        stored = {r["path"]: r for r in
+                  index.get([first_key[p] for p in paths], (IMAGE_VECTOR,)).values()}
         ref = np.asarray(stored[paths[0]][IMAGE_VECTOR], np.float32)
         members = [Member(p, float(np.dot(ref, np.asarray(stored[p][IMAGE_VECTOR], np.float32))))
                    for p in paths if p in stored]

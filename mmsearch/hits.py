@@ -21,6 +21,10 @@ class Hit:
     matched: tuple[str, ...] = ()  # which signals carried it (mmsearch.search.MATCHED)
     snippet: str = ""              # the matched words' text, shortened
     taken: float = field(default=0.0, compare=False)  # EXIF date, else file time (epoch s)
+    time: float | None = None  # a video's scene: where it starts, and ends (seconds)
+    end: float | None = None
+    moments: tuple[tuple[float, float], ...] = ()  # the video's further strong scenes:
+    # (time, score), best first (mmsearch.moments.group)
 
     def __post_init__(self):
         if not self.key:
@@ -34,6 +38,10 @@ class Hit:
                    "score": round(float(self.score), 6), "fields": self.fields}
         else:
             out = {"path": self.path, "score": round(float(self.score), 6), "taken": self.taken}
+            if self.time is not None:  # a video, at its best moment (its scene's key: to
+                # start a find-similar from)
+                out |= {"key": self.key, "time": self.time, "end": self.end, "moments": [
+                    {"time": t, "score": round(float(s), 6)} for t, s in self.moments]}
         out["matched"] = list(self.matched)
         if self.snippet:
             out["text"] = self.snippet
@@ -41,6 +49,10 @@ class Hit:
 
     @classmethod
     def of(cls, entity: dict, score: float) -> "Hit":
+        fields = entity.get("fields") or {}
+        scene = fields.get("media") == "video"  # a video's scene (indexer.videos)
         return cls(entity.get("path", ""), float(score), entity.get("key", ""),
-                   entity.get("title", ""), entity.get("fields") or {}, entity.get("hash", ""),
-                   taken=float(entity.get("taken") or 0.0))
+                   entity.get("title", ""), fields, entity.get("hash", ""),
+                   taken=float(entity.get("taken") or 0.0),
+                   time=float(fields.get("time", 0.0)) if scene else None,
+                   end=float(fields.get("end", 0.0)) if scene else None)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from mmsearch.config import NOT_WEIGHT
 
 KINDS = ("image", "not_text", "not_image")
-FILTER_FIELDS = ("folder", "since", "until", "min_width", "min_height", "orientation")
+FILTER_FIELDS = ("folder", "since", "until", "min_width", "min_height", "orientation", "type")
 
 
 @dataclass
@@ -33,13 +33,15 @@ class SearchRequest:
     text: str = ""
     text_weight: float = 1.0
     parts: list[PicturePart] = field(default_factory=list)
-    similar: list[str] = field(default_factory=list)  # indexed pictures (paths) to start from
+    similar: list[str] = field(default_factory=list)  # indexed pictures (paths) to start from,
+    # or a video's scenes (key `clip.mp4#t=12.00`, or `clip.mp4@0:12`: mmsearch.moments)
     folder: str | None = None
     since: str | None = None
     until: str | None = None
     min_width: int | None = None
     min_height: int | None = None
     orientation: str | None = None
+    type: str | None = None  # picture or video
     like: list[str] = field(default_factory=list)     # catalogues: item ids
     dislike: list[str] = field(default_factory=list)
     where: str = ""
@@ -78,7 +80,8 @@ class SearchRequest:
         return out
 
     def run(self, searcher) -> list[dict]:
-        """Results as the JSON the CLI prints: [{"path", "score"}] for a folder index,
+        """Results as the JSON the CLI prints: [{"path", "score"}] for a folder index (a
+        video's also "key", "time", "end", "moments": mmsearch.hits.Hit.to_json),
         [{"id", "title", "path", "score", "fields"}] for a catalogue."""
         if self.k < 1 or self.k > 16384:
             raise ValueError("-k takes 1 to 16384 results")
@@ -112,7 +115,7 @@ class SearchRequest:
         parts += [Part(indexed=path) for path in self.similar]
         parts += feedback_parts(self.like, self.dislike)
         filters = Filters.parse(self.folder, self.since, self.until, self.min_width,
-                                self.min_height, self.orientation)
+                                self.min_height, self.orientation, self.type)
         return Query(parts, filters=filters, min_score=self.min_score, where=self.where or "",
                      mode=self.mode, exclude=(*self.like, *self.dislike), all=bool(self.all),
                      sort=self.sort)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmsearch import cutoff, fusion
+from mmsearch import cutoff, fusion, moments
 from mmsearch.config import NOT_WEIGHT, MAX_QUERY_BYTES  # noqa: F401
 from mmsearch.encoder import Encoder
 from mmsearch.filters import Filters, brief
@@ -239,6 +239,11 @@ class Searcher:
             return {}
         fields = (IMAGE_VECTOR, TEXT_VECTOR) if self.index.has_text_vectors else (IMAGE_VECTOR,)
         stored = self.index.get(keys, fields)
+        if not self.catalog and (missing := [k for k in keys if k not in stored]):
+            # a video's moment: `clip.mp4@1:05`, or the video's path (mmsearch.moments)
+            real = {k: moments.resolve(self.index, k) for k in missing}
+            found = self.index.get(real.values(), fields)
+            stored |= {k: found[r] for k, r in real.items() if r in found}
         for key in keys:
             if key not in stored:
                 if self.catalog:
@@ -292,8 +297,9 @@ class Searcher:
         expr, plain = self.expression(query), query.looking_for()
         if plain.empty:
             raise self._empty()
-        hits = self._hybrid(plain, max(k, cutoff.CAP) if query.all or query.without else k,
-                            expr)
+        # a video's scenes found together are one result (mmsearch.moments)
+        hits = moments.search_grouped(lambda n: self._hybrid(plain, n, expr),
+                                      max(k, cutoff.CAP) if query.all or query.without else k)
         gone = cutoff.excluded(self.index, hits, self._contexts(plain, query.without), expr) \
             if query.without else set()
         if query.all:

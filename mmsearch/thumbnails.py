@@ -5,11 +5,13 @@ preview ~20 kB), and serves files only from this folder, so nothing outside the 
 be fetched through it. Previews are made on first view and reused afterwards, and only from
 a regular file that resolves inside one of the index's roots and still has the content that
 was indexed: a picture swapped for a symlink to a private file, or for other content since
-indexing, gets no preview.
+indexing, gets no preview. A video's scene gets its frame at the scene's start
+(mmsearch.video.frame_at), checked the same way, keyed by the video's hash and that time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
@@ -45,11 +47,14 @@ class Thumbnails:
     def path_for(self, content_hash: str) -> Path:
         return self.folder / content_hash[:2] / f"{content_hash}.jpg"
 
-    def ensure(self, source: str, digest: str) -> Path | None:
-        """The preview of `source`, made if missing. None if the source cannot be read now."""
-        target = self.path_for(digest)
+    def ensure(self, source: str, digest: str, time: float | None = None) -> Path | None:
+        """The preview of `source` (a video's: its frame at `time` seconds), made if missing.
+        None if the source cannot be read now."""
+        target = self.path_for(digest if time is None else f"{digest}-{time:.2f}")
         if target.exists():
             return target
+        if time is not None:
+            return self._frame(source, digest, time, target)
         data = self._indexed_bytes(source, digest)
         if data is None:
             return None
@@ -61,6 +66,10 @@ class Thumbnails:
                 img.thumbnail((self.size, self.size), Image.Resampling.LANCZOS)
         except Exception:
             return None  # moved or corrupted since indexing: the caller shows it without preview
+        return self._save(img, target)
+
+    @staticmethod
+    def _save(img: Image.Image, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         # write-then-rename: a reader never sees half a file, two writers never clash
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
@@ -69,8 +78,40 @@ class Thumbnails:
         os.replace(tmp, target)
         return target
 
+    def _frame(self, source: str, digest: str, time: float, target: Path) -> Path | None:
+        """A video scene's preview: the frame at `time` of the file opened and checked as
+        `_indexed_bytes` does (read through that same open file: no swap in between)."""
+        from mmsearch.video import BadVideo, frame_at
+
+        f = self._indexed_file(source)
+        if f is None:
+            return None
+        with f:
+            digest_now = hashlib.blake2b(digest_size=16)
+            while chunk := f.read(1 << 20):
+                digest_now.update(chunk)
+            if digest_now.hexdigest() != digest:
+                return None
+            f.seek(0)  # where /dev/fd/N shares this file's offset (macOS), start at the start
+            by_fd = f"/dev/fd/{f.fileno()}"
+            try:
+                img = frame_at(by_fd if os.path.exists(by_fd) else os.path.realpath(source),
+                               time, self.size)
+            except (BadVideo, OSError):
+                return None
+        return self._save(img, target)
+
     def _indexed_bytes(self, source: str, expected_hash: str) -> bytes | None:
         """The file's bytes if it is a regular file inside a root with the indexed content."""
+        f = self._indexed_file(source)
+        if f is None:
+            return None
+        with f:
+            data = f.read()
+        return data if content_hash(data) == expected_hash else None
+
+    def _indexed_file(self, source: str):
+        """The file opened for reading if it is a regular file inside a root, else None."""
         real = os.path.realpath(source)
         inside = False
         for root in self.roots():
@@ -85,8 +126,8 @@ class Thumbnails:
                          | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return None
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return None
-            data = f.read()
-        return data if content_hash(data) == expected_hash else None
+        f = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            f.close()
+            return None
+        return f

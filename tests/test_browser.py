@@ -386,3 +386,53 @@ def test_an_empty_product_list_says_what_to_fix(page, where, said):
                            arg=said)
     assert page.locator("#results-header .results-header").get_attribute("data-count") == "0"
     assert page.locator("#query-error .field-error").count() == 0
+
+
+@pytest.fixture(scope="module")
+def video_url(encoder, tmp_path_factory):
+    """An app over a folder with one video (boot, trouser, bag: 2 s each; VP9 in WebM, which
+    Chromium plays) and a few pictures."""
+    from indexer.pipeline import index_paths
+    from mmsearch.config import IndexLocation
+    from mmsearch.stores import open_index
+    from test_video_index import best_of, make_video
+
+    folder = tmp_path_factory.mktemp("videos")
+    make_video(folder / "market.webm", [demo_files(cls="boot")[0],
+                                        best_of(encoder, "trouser", "a trouser"),
+                                        demo_files(cls="bag")[0]], codec="libvpx-vp9")
+    for f in demo_files(6):
+        shutil.copy2(f, folder / f.name)
+    location = IndexLocation.resolve(db=tmp_path_factory.mktemp("video_db") / "v.db")
+    index = open_index(location, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim)
+    index_paths([str(folder)], index, encoder, progress=False, ocr=False)
+    app = launch(Searcher(index, encoder).warm(), port=free_port(), block=False)
+    yield f"http://127.0.0.1:{app.server_port}/"
+    app.close()
+    index.close()
+
+
+def test_a_video_result_shows_its_moment_and_plays_from_it(browser, video_url, tmp_path):
+    context = browser.new_context(**SIZES["laptop"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(video_url)
+    try:
+        tiles = search(page, "a trouser")
+        assert tiles[0]["text"].startswith("market.webm @ 0:02")  # its frame, with its time
+        page.locator("#results .grid-container .thumbnail-item").first.click()
+        player = page.locator("#player video#video-player")
+        player.wait_for()
+        page.wait_for_function("document.querySelector('#video-player').readyState >= 1")
+        start = page.evaluate("document.querySelector('#video-player').currentTime")
+        assert abs(start - 2.0) <= 0.5  # the media fragment put it at the scene
+        duration = page.evaluate("document.querySelector('#video-player').duration")
+        assert abs(duration - 6.0) <= 0.5
+        # on screen and on top: what is at its centre is the video itself
+        page.wait_for_function("() => { const v = document.querySelector('#video-player');"
+                               "const r = v.getBoundingClientRect(); return r.top >= 0 && "
+                               "r.bottom <= window.innerHeight && document.elementFromPoint("
+                               "(r.left + r.right) / 2, (r.top + r.bottom) / 2) === v; }")
+        page.screenshot(path=str(tmp_path / "video.png"))
+    finally:
+        context.close()

@@ -120,7 +120,7 @@ def test_an_empty_or_missing_folder_says_so_and_creates_nothing(tmp_path, capsys
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     db = tmp_path / "first.db"
     code, _, err = run(capsys, "index", tmp_path / "empty", "--db", db, "--model", "demo")
-    assert code == 0 and "no pictures found under" in err and not db.exists()
+    assert code == 0 and "no pictures or videos found under" in err and not db.exists()
     code, _, err = run(capsys, "index", tmp_path / "nowhere", "--db", db)
     assert code == 1 and "no such file or folder" in err and not db.exists()
 

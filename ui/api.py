@@ -35,6 +35,8 @@ class IndexIn(BaseModel):
     ocr: bool = Field(True, description="read the words printed in pictures (when the OCR "
                       "engine is installed), as `mmsearch index` does unless --no-ocr")
     ocr_lang: list[str] = Field(["en", "id"], description="languages of those words: en, id")
+    video: bool = Field(True, description="videos too, as scenes (`mmsearch index` unless "
+                        "--no-video)")
 
 
 class DuplicatesIn(BaseModel):
@@ -139,7 +141,7 @@ def _run_index(searcher, body: IndexIn, on_progress):
 
     summary = index_paths(body.paths, searcher.index, searcher.encoder, progress=False,
                           on_progress=on_progress,
-                          ocr=reader_for(body.ocr, body.ocr_lang) or False)
+                          ocr=reader_for(body.ocr, body.ocr_lang) or False, video=body.video)
     if getattr(searcher.encoder, "loaded", False):
         export_query_towers(searcher.encoder)  # for later fresh `mmsearch search` runs
     return summary

@@ -25,6 +25,7 @@ from mmsearch.stores import open_index, searcher_for
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
 from ui.duplicates import duplicates_tab
 from ui.handlers import ANY, Handlers, stats_markdown
+from ui.media import player_html, video_route
 from ui.api import build_api
 from ui.products import CatalogHandlers, products_tab
 from ui.security import Guard, HostPolicy, IndexingPolicy, private_temp_dir
@@ -168,7 +169,8 @@ def _search_tab(h: Handlers) -> gr.Dropdown:
                         api_name=False, **IN_ORDER)
     wire_results(panel, outs, fields, [liked, disliked], respond=page.respond, similar=similar,
                  similar_inputs=[min_score, *flt, show, sort], marker=marker,
-                 clear_chip=clear_chip, page_size=PAGE)
+                 clear_chip=clear_chip, page_size=PAGE,
+                 player=lambda key: player_html(h.searcher.index, key))
     return folder
 
 
@@ -270,7 +272,8 @@ def launch(searcher: Searcher, host: str = "127.0.0.1", port: int = 7860,
                allowed_paths=[str(thumbs.folder)], max_file_size=MAX_UPLOAD,
                prevent_thread_lock=True, show_error=False, quiet=not block,
                auth=auth or None, share=share, ssr_mode=False,
-               app_kwargs={"middleware": [guard], "routes": [api]})
+               app_kwargs={"middleware": [guard],
+                           "routes": [api, video_route(lambda: searcher.index)]})
     # the command line finds this app beside the index and asks it (mmsearch.resident)
     location = searcher.index.location
     local = f"http://{resident.url_host(host)}:{app.server_port}"

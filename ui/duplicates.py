@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import gradio as gr
 
+from mmsearch.moments import resolve
 from ui.handlers import MAX_GROUPS, Handlers, human_bytes
 
 
@@ -40,13 +41,20 @@ def groups_html(h: Handlers, found: list[list[dict]] | None) -> str:
         return '<p class="dup-none">No near-duplicates at this threshold.</p>'
     cards = []
     shown = found[:MAX_GROUPS]
-    rows = h.searcher.index.get([m["file"] for g in shown for m in g],
-                                ("hash", "size", "mtime", "taken", "width", "height"))
+    index = h.searcher.index
+    files = [m["file"] for g in shown for m in g]
+    found_keys = index.get(files, ())
+    keys = {f: f if f in found_keys else resolve(index, f) for f in files}  # a video: a scene
+    stored = index.get(keys.values(), ("hash", "size", "mtime", "taken", "width", "height",
+                                       "fields"))
+    rows = {f: stored[k] for f, k in keys.items() if k in stored}
     for n, group in enumerate(shown, 1):
         copies = []
         for m in group:
             row = rows.get(m["file"])
-            preview = h.thumbs.ensure(m["file"], row["hash"]) if row else None
+            preview = h.thumbs.ensure(m["file"], row["hash"], (row.get("fields") or {}).get(
+                "time") if (row.get("fields") or {}).get("media") == "video" else None) \
+                if row else None
             copies.append(copy_card(m, row, str(preview) if preview else None))
         cards.append(f'<section class="dup-group"><h3>Group {n} · {len(group)} pictures</h3>'
                      f'<div class="dup-copies">{"".join(copies)}</div></section>')

@@ -31,7 +31,14 @@ MAX_GROUPS = 30  # groups drawn in the Duplicates tab; the count says how many t
 
 
 def caption(hit: Hit) -> str:
-    return f"{hit.score:.3f} · {os.path.basename(hit.path)}{why(hit)}"
+    return f"{hit.score:.3f} · {os.path.basename(hit.path)}{at(hit)}{why(hit)}"
+
+
+def at(hit: Hit) -> str:
+    """" @ 1:05" for a video's moment, else ""."""
+    from mmsearch.moments import clock
+
+    return f" @ {clock(hit.time)}" if getattr(hit, "time", None) is not None else ""
 
 
 def why(hit: Hit) -> str:
@@ -113,7 +120,7 @@ class AppHandlers:
         caption = caption or self.result_caption
         items, keys = [], []
         for r in results:
-            preview = self.thumbs.ensure(r.path, r.hash)
+            preview = self.thumbs.ensure(r.path, r.hash, getattr(r, "time", None))
             if preview is not None:  # deleted or broken since indexing: leave it out
                 items.append((str(preview), caption(r)))
                 keys.append(r.key)

@@ -17,7 +17,7 @@ from mmsearch.engine import IndexProblem
 from mmsearch.filters import FilterError
 from mmsearch.search import QueryError
 from mmsearch.where import WhereError
-from ui.handlers import why
+from ui.handlers import at, why
 from ui.results import PAGE, Chip, Header, empty_reason, error_html, header_html, quoted
 
 # The command line's words in core messages, as the page says them.
@@ -200,7 +200,7 @@ class FolderPage(Page):
         mark = LIKED if hit.path in (req.get("liked") or []) else \
             DISLIKED if hit.path in (req.get("disliked") or []) else ""
         # the name first, on a line of its own (never cut), then the score and why it matched
-        return f"{os.path.basename(hit.path)}\n{hit.score:.3f}{why(hit)}" + \
+        return f"{os.path.basename(hit.path)}{at(hit)}\n{hit.score:.3f}{why(hit)}" + \
             (f" · {mark}" if mark else "")
 
 

@@ -95,6 +95,12 @@ textarea:focus-visible, input:focus-visible {{
 .results .preview .caption {{ white-space: pre-line; }}
 .results .preview .media-button {{ max-height: calc(100vh - 130px) !important; }}
 .results .preview .media-button img {{ object-fit: contain !important; }}
+/* an opened video: its player over the opened frame, in the same place (ui.media) */
+#player .player {{ margin: 8px auto; max-width: 720px; text-align: center; }}
+#player video {{ width: 100%; max-height: 70vh; background: #000; }}
+body:has(.results .preview) #player .player {{ position: fixed; z-index: 1001; top: 56px;
+  left: 50%; transform: translateX(-50%); width: min(92vw, calc(100vh - 200px)); margin: 0;
+  background: var(--background-fill-primary); }}
 #more-results {{ max-width: 320px; margin: 4px auto; }}
 .results-bar {{ gap: 8px; align-items: center; }}
 

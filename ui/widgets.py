@@ -15,6 +15,9 @@ DEFAULT_K = 24
 # that followed it and put its older results and filters back (seen in test_browser). A
 # search takes tens of milliseconds, so one at a time costs little; the API is not limited.
 IN_ORDER = {"concurrency_limit": 1, "concurrency_id": "page"}
+# the player sits below the results (over the opened frame while it is open, ui.style): bring
+# it on screen when a video was opened
+SHOW_PLAYER = "() => document.getElementById('video-player')?.scrollIntoView({block: 'center'})"
 PICTURE_TYPES = ["image", ".heic", ".heif"]
 
 
@@ -55,6 +58,7 @@ class ResultsPanel:
     less: gr.Button
     keys: gr.State       # the shown results' paths or product ids, in order
     request: gr.State    # what produced them (ui.page), to ask again for more
+    player: gr.HTML      # a selected video, playing from its moment (ui.media)
 
 
 def results_panel(what: str, similar_label: str) -> ResultsPanel:
@@ -71,8 +75,9 @@ def results_panel(what: str, similar_label: str) -> ResultsPanel:
     more_results = gr.Button("More results", elem_id="more-results", visible=False)
     selected = gr.Textbox(label=f"Selected {what}", interactive=False, buttons=["copy"],
                           elem_id="selected", max_lines=1)
+    player = gr.HTML("", elem_id="player")
     return ResultsPanel(header, gallery, more_results, selected, similar, more, less,
-                        gr.State([]), gr.State({}))
+                        gr.State([]), gr.State({}), player)
 
 
 def mark(selected: str, liked: list[str], disliked: list[str], more: bool,
@@ -118,14 +123,21 @@ def api_parts() -> ApiParts:
 
 
 def wire_results(panel: ResultsPanel, outs: list, fields: list, marks: list, *, respond,
-                 similar, similar_inputs: list, marker, clear_chip, page_size: int) -> None:
+                 similar, similar_inputs: list, marker, clear_chip, page_size: int,
+                 player=None) -> None:
     """The results panel's own events, the same on both tabs: more results, opening a
     result, Find similar, More/Less like this (`marks`: the liked and disliked states), and
-    a chip's ×; page events answer one at a time, in order (IN_ORDER)."""
+    a chip's ×; page events answer one at a time, in order (IN_ORDER). `player(key)`: the
+    player's HTML for a selected result (a video's), when the tab plays videos."""
     panel.more_results.click(lambda req: respond({**req, "k": int(req.get("k") or page_size)
                                                   + page_size}),
                              [panel.request], outs, api_name=False, **IN_ORDER)
-    panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False, **IN_ORDER)
+    chosen = panel.gallery.select(on_select, [panel.keys], [panel.selected], api_name=False,
+                                  **IN_ORDER)
+    if player is not None:
+        chosen.then(player, [panel.selected], [panel.player], api_name=False, **IN_ORDER).then(
+            None, js=SHOW_PLAYER)
+        panel.gallery.change(lambda: "", None, [panel.player], api_name=False)
     panel.similar.click(similar, [panel.selected, *similar_inputs], outs, js=CLOSE_PREVIEW,
                         api_name=False, **IN_ORDER)
     for button, more_ in ((panel.more, True), (panel.less, False)):

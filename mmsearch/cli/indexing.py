@@ -30,7 +30,7 @@ def cmd_index(args) -> int:
     if summary is None:
         summary = _index_here(location, requested, shard, args)
         if summary is None:
-            print("no pictures found under " + ", ".join(args.paths) + "; nothing was indexed",
+            print("no pictures or videos found under " + ", ".join(args.paths) + "; nothing was indexed",
                   file=sys.stderr)
             return 0
     if args.json:
@@ -81,7 +81,7 @@ def _index_here(location, requested, shard, args):
         else:
             summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
                                   workers=args.workers, shard=shard, progress=progress,
-                                  ocr=_reader(args))
+                                  ocr=_reader(args), video=not args.no_video)
     if encoder.loaded:  # the model is in memory anyway: export its query towers once
         from mmsearch.towers import export_query_towers
 
@@ -101,7 +101,7 @@ def _index_through_resident(location, requested, args):
         return None
     payload = {"paths": [os.path.abspath(p) for p in args.paths],
                "catalog": os.path.abspath(args.catalog) if args.catalog else None,
-               **_ocr_choice(args)}
+               "video": not args.no_video, **_ocr_choice(args)}
     try:
         if requested is not None:
             model = resident.call("GET", "/api/stats")["model"]
@@ -131,7 +131,8 @@ def _index_through_resident(location, requested, args):
             elif "summary" in line:
                 found = line["summary"]
                 return Summary(found["added"], found["updated"], found["removed"],
-                               found["unchanged"], found["errors"])
+                               found["unchanged"], found["errors"],
+                               found.get("ocr_failed", 0), found.get("scenes", 0))
     raise ValueError("the running app stopped before the indexing finished; run again")
 
 
@@ -140,7 +141,7 @@ def _open_for_indexing(location, requested, args):
     in one. A new index is created only after its model has loaded, so a failed download or
     a refused checkpoint leaves no index behind that records a model it never had; an existing
     one opens without loading the model (an unchanged re-scan never needs it)."""
-    from indexer.walk import find_pictures
+    from indexer.walk import find_pictures, find_videos
     from mmsearch.config import ModelSpec
     from mmsearch.encoder import Encoder
     from mmsearch.engine import IndexNotFoundError
@@ -156,7 +157,8 @@ def _open_for_indexing(location, requested, args):
             return index, Encoder(index.model)
         except IndexNotFoundError:
             pass
-    if not args.catalog and not any(True for p in args.paths for _ in find_pictures(p)):
+    finds = (find_pictures,) if args.no_video else (find_pictures, find_videos)
+    if not args.catalog and not any(True for p in args.paths for find in finds for _ in find(p)):
         return None
     spec = requested or ModelSpec.parse(None)
     encoder = Encoder(spec).warm()

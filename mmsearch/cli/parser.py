@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "without this flag reads them for the photos that lack them, no re-embedding)")
     p.add_argument("--ocr-lang", metavar="LANGS", default="en,id", help="languages of the "
                    "words in pictures, comma-separated: en, id (default en,id)")
+    p.add_argument("--no-video", action="store_true", help="leave videos out (found by "
+                   "default: mp4, mov, m4v, mkv, webm, avi; their stored scenes are kept)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     p = sub.add_parser(
@@ -91,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "200000 and brand == 'Minuet'\" (grammar in the README)")
     c.add_argument("--mode", choices=["hybrid", "picture", "text"], default="hybrid",
                    help="which signals a text query searches (default hybrid: all three)")
+    p.add_argument("--similar", metavar="KEY", action="append", default=[], help="look for "
+                   "items like an indexed one: a picture's path, or a video's moment as "
+                   "`clip.mp4@1:05` or its scene key `clip.mp4#t=65.00`; may repeat")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--all", action="store_true", help="every match instead of the top k: "
                    "where the matches end is read from the shape of the scores (README, "
@@ -106,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--min-width", metavar="PX", type=int)
     f.add_argument("--min-height", metavar="PX", type=int)
     f.add_argument("--orientation", choices=["landscape", "portrait", "square"])
+    f.add_argument("--type", choices=["picture", "video"], help="only pictures, or only "
+                   "videos (their best moments)")
     _add_location(p)
 
     p = sub.add_parser("duplicates", help="groups of identical and near-identical pictures")

@@ -28,7 +28,8 @@ def _search_request(args):
     return SearchRequest(text=args.text, text_weight=getattr(args, "text_weight", 1.0),
                          parts=parts, folder=folder, since=args.since, until=args.until,
                          min_width=args.min_width, min_height=args.min_height,
-                         orientation=args.orientation, like=args.like, dislike=args.dislike,
+                         orientation=args.orientation, type=args.type, similar=args.similar,
+                         like=args.like, dislike=args.dislike,
                          where=args.where or "", mode=args.mode, k=args.k,
                          min_score=args.min_score, all=args.all, sort=args.sort)
 
@@ -46,6 +47,8 @@ def _read_file(path: str) -> bytes:
 
 
 def cmd_search(args) -> int:
+    from mmsearch.moments import clock
+
     request = _search_request(args)
     location = index_location(args)
     answer = ask_resident(location, "POST", "/api/search", request.to_json())
@@ -72,7 +75,8 @@ def cmd_search(args) -> int:
         for rank, h in enumerate(results, 1):
             day = time.strftime("%Y-%m-%d  ", time.localtime(h.get("taken") or 0)) \
                 if dated else ""
-            print(f"{rank:>4}  {h['score']:6.3f}  {day}{h['path']}{why(h)}")
+            at = f" @ {clock(h['time'])}" if h.get("time") is not None else ""  # a video
+            print(f"{rank:>4}  {h['score']:6.3f}  {day}{h['path']}{at}{why(h)}")
     if args.all and results:
         print(f"≈{answer.get('count', len(results))} matches" + (
             " (they filled all the candidates: there may be more; raise -k)"
