@@ -59,13 +59,14 @@ def _canvas(picture: str, width: int, height: int, rng: np.random.Generator,
 
 
 def write_clip(path: Path, seconds: float, size=(1920, 1080), fps: int = 30, gop: int = 45,
-               seed: int = 0, crf: int = 20, grain: int = GRAIN, noise: int = NOISE
-               ) -> list[dict]:
-    """Encode `seconds` of footage to `path`; returns the scene plan (the ground truth)."""
+               seed: int = 0, crf: int = 20, grain: int = GRAIN, noise: int = NOISE,
+               plan: list[dict] | None = None) -> list[dict]:
+    """Encode `seconds` of footage to `path` (`plan`'s scenes, else a random plan); returns
+    the scene plan (the ground truth)."""
     import av
 
     width, height = size
-    plan = scene_plan(seconds, seed)
+    plan = plan or scene_plan(seconds, seed)
     rng = np.random.default_rng(seed)
     # sensor noise that changes every frame, so P-frames carry residual as a camera's do: a
     # cycle of 7 fields (fresh noise per frame costs 30 ms; x264's 1-3 references see no cycle)

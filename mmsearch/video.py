@@ -38,6 +38,7 @@ DRIFT_MIN_S = 30.0        # ...but small drift ends a scene at most this often (
 BIG_CHANGE_MIN_S = 5.0    # a change as big as a cut, without a jump (a dissolve): this often
 MIN_SCENE_S = 0.5         # no hard cut this soon after the last boundary (flashes, strobes)
 MIN_STEP_S = 0.5          # keyframes closer than this to the last one are not decoded
+MAX_GAP_S = 10.0          # keyframes rarer than this (on average): decode every frame
 REP_STEP_S = 0.2          # while refining, keep a picture this often (for shots inside a GOP)
 MAX_SECONDS = 12 * 3600.0  # "a container that never ends": stop reading at 12 hours
 MAX_PACKETS = int(MAX_SECONDS * 240)  # ...or this many packets (timestamps that never advance)
@@ -205,6 +206,8 @@ class _Reader:
         self.data_end = 0.0      # end of the last packet read (seconds from the start)
         self.stopped = ""        # why reading stopped early ("" = the file's end)
         self._span = None        # (container, stream) for refine(), opened when first needed
+        self.dense = False       # every frame is sampled (no refinement needed)
+        self.packets = self.keys = 0
 
     def close(self) -> None:
         self.container.close()
@@ -214,11 +217,32 @@ class _Reader:
     def _time(self, pts, tb) -> float | None:
         return None if pts is None else float(pts * tb) - self.origin
 
+    def _sparse(self) -> bool:
+        """True when the container's index shows keyframes too rare to sample by (or none)."""
+        entries = self.stream.index_entries
+        if len(entries) < 2:
+            return False  # no index (mkv without cues, avi): the keyframe pass will tell
+        keys = sum(1 for e in entries if e.is_keyframe)
+        return keys == 0 or (self.duration or 0) / keys > MAX_GAP_S
+
     def keyframes(self) -> Iterator[tuple[float, np.ndarray, object]]:
-        """(time, thumbnail, frame) for keyframes at least MIN_STEP_S apart, in time order."""
-        av, stream = _av(), self.stream
-        stream.codec_context.skip_frame = "NONKEY"  # belt and braces: we send keyframes only
-        tb, last, packets = stream.time_base, -1e9, 0
+        """(time, thumbnail, frame) for keyframes at least MIN_STEP_S apart, in time order;
+        every frame (self.dense) when keyframes are rarer than MAX_GAP_S or never flagged."""
+        self.dense = self._sparse()
+        found = False
+        for item in self._pass():
+            found = True
+            yield item
+        if not found and not self.dense and not self.stopped and self.keys == 0 and self.packets:
+            self.dense, self.data_end = True, 0.0
+            self.container.seek(0)
+            yield from self._pass()
+
+    def _pass(self) -> Iterator[tuple[float, np.ndarray, object]]:
+        av, stream, dense = _av(), self.stream, self.dense
+        # keyframes only: belt and braces, as only keyframe packets are sent
+        stream.codec_context.skip_frame = "DEFAULT" if dense else "NONKEY"
+        tb, last, self.packets, self.keys = stream.time_base, -1e9, 0, 0
         demux = self.container.demux(stream)
         while True:
             try:
@@ -228,15 +252,17 @@ class _Reader:
             except av.FFmpegError as e:
                 self.stopped = f"unreadable after {self.data_end:.1f} s ({_short(e)})"
                 break
-            packets += 1
+            self.packets += 1
+            self.keys += packet.is_keyframe
             t = self._time(packet.pts if packet.pts is not None else packet.dts, tb)
             if t is not None and packet.size:
                 end = t + float((packet.duration or 0) * tb)
-                if end > self.max_seconds or packets > MAX_PACKETS:
+                if end > self.max_seconds or self.packets > MAX_PACKETS:
                     self.stopped = f"no end: stopped after {_span(self.max_seconds)}"
                     break
                 self.data_end = max(self.data_end, end)
-            if packet.size and not (packet.is_keyframe and (t is None or t - last >= MIN_STEP_S)):
+            if packet.size and not dense and not (
+                    packet.is_keyframe and (t is None or t - last >= MIN_STEP_S)):
                 continue
             try:
                 frames = stream.decode(packet)
@@ -293,7 +319,9 @@ def _scenes(reader: _Reader) -> Iterator[Scene]:
             continue
         cuts = []
         if _moved_diff(prev[1], thumb) >= CUT_KEY:
-            cuts = _cuts(reader.refine(prev[0], t), prev[1], start)
+            span = ([(prev[0], prev[1], None), (t, thumb, None)] if reader.dense
+                    else reader.refine(prev[0], t))
+            cuts = _cuts(span, prev[1], start)
         for cut, sub_pic in cuts:
             yield Scene(start, cut, pic)
             start, pic = cut, sub_pic

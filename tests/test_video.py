@@ -32,14 +32,14 @@ def canvas(name: str, size=(W, H)) -> np.ndarray:
 
 
 def write(path: Path, shots: list[tuple[np.ndarray, float]], fps: int = FPS, rotation: int = 0,
-          options: dict | None = None, noise: int = 3) -> Path:
+          options: dict | None = None, noise: int = 3, gop: int = GOP) -> Path:
     """Encode (picture, seconds) shots back to back, with a little sensor noise per frame."""
     rng = np.random.default_rng(0)
     h, w = shots[0][0].shape[:2]
     with av.open(str(path), "w", options=options or {}) as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0",
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
                           "preset": "ultrafast"}
         if rotation:
             stream.set_display_rotation(rotation)
@@ -83,6 +83,15 @@ def test_three_hard_cuts_give_three_scenes_starting_at_the_cuts(three_shots):
     assert all(a.end == b.start for a, b in zip(found, found[1:]))
     assert abs(found[-1].end - 10.0) <= 0.2
     assert all(s.frame.mode == "RGB" and max(s.frame.size) <= video.FRAME_SIDE for s in found)
+
+
+def test_cuts_are_found_when_keyframes_are_too_rare_to_sample(tmp_path):
+    # one keyframe in 12 s (a screen recorder's stream): every frame is decoded instead
+    pictures = [canvas(n) for n in SHOTS]
+    path = write(tmp_path / "one_key.mp4", [(p, 4.0) for p in pictures], gop=1000)
+    found = list(video.scenes(str(path)))
+    assert [round(s.start, 1) for s in found] == [0.0, 4.0, 8.0]
+    assert [nearest_shot(s.frame, pictures) for s in found] == [0, 1, 2]
 
 
 def test_the_same_file_gives_the_same_scenes(three_shots):
