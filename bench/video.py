@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 import video_clips as clips  # noqa: E402
-from mmsearch import video  # noqa: E402
+from mmsearch import video, video_decode  # noqa: E402
 
 FLOOR_S = 240.0
 
@@ -48,18 +48,18 @@ def thresholds(path: Path, plan: list[dict]) -> dict:
     import av
 
     cuts = [s["start"] for s in plan[1:]]
-    reader = video._Reader(str(path), video.MAX_SECONDS)
+    reader = video.Reader(str(path), video.MAX_SECONDS)
     keys = [(t, th) for t, th, _ in reader.keyframes()]
     reader.close()
     k_cut, k_same = [], []
     for (a, ta), (b, tb) in zip(keys, keys[1:]):
-        (k_cut if any(a < c <= b for c in cuts) else k_same).append(video._moved_diff(ta, tb))
+        (k_cut if any(a < c <= b for c in cuts) else k_same).append(video.moved_diff(ta, tb))
     f_cut, f_same, prev = [], [], None
     with av.open(str(path)) as c:
         for frame in c.decode(c.streams.video[0]):
-            th, t = video._thumb(frame), float(frame.time)
+            th, t = video_decode.thumb(frame), float(frame.time)
             if prev is not None:
-                d = video._moved_diff(prev, th)
+                d = video.moved_diff(prev, th)
                 (f_cut if any(abs(t - x) < 0.02 for x in cuts) else f_same).append(d)
             prev = th
     return {"keyframes_across_cut_min": round(min(k_cut), 2),
@@ -71,29 +71,86 @@ def thresholds(path: Path, plan: list[dict]) -> dict:
                           "DRIFT": video.DRIFT}}
 
 
+def spikes(path: Path, plan: list[dict]) -> dict:
+    """Per keyframe span: the biggest packet over the span's median and over the next biggest,
+    for spans holding a true cut and spans without (what chose SPIKE_RATIO/OVER_SECOND)."""
+    import av
+
+    cuts = [s["start"] for s in plan[1:]]
+    with av.open(str(path)) as c:
+        st = c.streams.video[0]
+        packets = sorted((float(p.pts * st.time_base), p.size, p.is_keyframe)
+                         for p in c.demux(st) if p.size)
+    keys = [i for i, p in enumerate(packets) if p[2]] + [len(packets)]
+    with_cut, without = [], []
+    for a, b in zip(keys, keys[1:]):
+        span = sorted((size, t) for t, size, _ in packets[a + 1:b])
+        if len(span) < 3:
+            continue
+        ratios = (span[-1][0] / span[len(span) // 2][0], span[-1][0] / span[-2][0])
+        end = packets[b][0] if b < len(packets) else 1e9
+        inside = [c for c in cuts if packets[a][0] < c < end]
+        (with_cut if inside else without).append(ratios)
+    return {"spans_with_cut": len(with_cut),
+            "with_cut_min_over_median": round(min(r[0] for r in with_cut), 1),
+            "with_cut_min_over_second": round(min(r[1] for r in with_cut), 2),
+            "without_max_over_median": round(max(r[0] for r in without), 1),
+            "without_max_over_second": round(max(r[1] for r in without), 2),
+            "without_passing_both": sum(r[0] >= video.SPIKE_RATIO and
+                                        r[1] >= video.SPIKE_OVER_SECOND for r in without),
+            "with_cut_passing_both": sum(r[0] >= video.SPIKE_RATIO and
+                                         r[1] >= video.SPIKE_OVER_SECOND for r in with_cut)}
+
+
+def spike_vs_decode(path: Path, plan: list[dict], rounds: int = 2) -> dict:
+    """The unique clip with cuts placed by packet sizes vs by decoding, interleaved."""
+    out = {"spikes": [], "decoding": []}
+    ratio = video.SPIKE_RATIO
+    for _ in range(rounds):
+        for way in out:
+            video.SPIKE_RATIO = ratio if way == "spikes" else float("inf")
+            try:
+                found, timing = timed_scenes(path)
+            finally:
+                video.SPIKE_RATIO = ratio
+            out[way].append({**timing, **accuracy(found, plan)})
+    return out
+
+
 def timed_scenes(path: Path) -> tuple[list, dict]:
     """scenes() with the time spent refining counted apart from the keyframe pass."""
-    spent = {"refine_s": 0.0, "refinements": 0}
-    original = video._Reader.refine
+    spent = {"refine_s": 0.0}
+    readers = []
+    original, init = video.Reader.refine, video.Reader.__init__
 
-    def refine(self, t0, t1):
-        t = time.perf_counter()
-        try:
-            return original(self, t0, t1)
-        finally:
-            spent["refine_s"] += time.perf_counter() - t
-            spent["refinements"] += 1
+    def refine(self, t0, t1):  # times the decoding only, not what the caller does between
+        frames = original(self, t0, t1)
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(frames)
+            except StopIteration:
+                return
+            finally:
+                spent["refine_s"] += time.perf_counter() - t
+            yield item
 
-    video._Reader.refine = refine
+    def track(self, *a, **k):
+        init(self, *a, **k)
+        readers.append(self)
+
+    video.Reader.refine, video.Reader.__init__ = refine, track
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         found = list(video.scenes(str(path)))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
-        video._Reader.refine = original
+        video.Reader.refine, video.Reader.__init__ = original, init
+    r = readers[0]
     return found, {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-                   "refine_s": round(spent["refine_s"], 1), "refinements": spent["refinements"],
-                   "keyframe_pass_s": round(wall - spent["refine_s"], 1)}
+                   "refine_wall_s": round(spent["refine_s"], 1), "refinements": r.refinements,
+                   "refined_frames": r.refined_frames, "keyframes_decoded": r.sampled,
+                   "keyframe_pass_wall_s": round(wall - spent["refine_s"], 1)}
 
 
 def accuracy(found: list, plan: list[dict]) -> dict:
@@ -193,6 +250,10 @@ def main() -> None:
     print("thresholds", flush=True)
     result["thresholds"] = thresholds(unique, plan)
     print(result["thresholds"], flush=True)
+    result["spikes"] = spikes(unique, plan)
+    print(result["spikes"], flush=True)
+    result["spike_vs_decode_unique_3min"] = spike_vs_decode(unique, plan)
+    print(result["spike_vs_decode_unique_3min"], flush=True)
     found, _ = timed_scenes(unique)
     result["accuracy_unique_3min"] = accuracy(found, plan)
     print(result["accuracy_unique_3min"], flush=True)

@@ -71,9 +71,18 @@ def three_shots(tmp_path_factory) -> tuple[Path, list[np.ndarray], list[float]]:
     return path, pictures, [0.0, 3.3, 6.7]
 
 
-def test_three_hard_cuts_give_three_scenes_starting_at_the_cuts(three_shots):
+@pytest.mark.parametrize("placed_by", ["packet sizes", "decoding"])
+def test_three_hard_cuts_give_three_scenes_starting_at_the_cuts(three_shots, monkeypatch,
+                                                                 placed_by):
     path, pictures, cuts = three_shots
+    decoded = []
+    refine = video.Reader.refine
+    monkeypatch.setattr(video.Reader, "refine",
+                        lambda self, t0, t1: decoded.append(t0) or refine(self, t0, t1))
+    if placed_by == "decoding":
+        monkeypatch.setattr(video, "SPIKE_RATIO", float("inf"))
     found = list(video.scenes(str(path)))
+    assert len(decoded) == (2 if placed_by == "decoding" else 0)
     assert len(found) == 3
     for scene, cut in zip(found, cuts):
         assert abs(scene.start - cut) <= 0.5
