@@ -8,8 +8,8 @@ cut, placed to the frame. (One packet far bigger than its span's others places t
 no decoding at all, on clean footage.) A scene's picture is its first keyframe, or for a shot
 shorter than a GOP a frame from its middle. A scene whose content moves away from its picture
 ends at a keyframe: after BIG_CHANGE_MIN_S for a change as big as a cut that came without a
-jump (a dissolve, a whip pan), after DRIFT_MIN_S for mere drift; so a static shot of any
-length is one scene, and any shot gives at most 2 scenes a minute without hard cuts.
+jump (a dissolve, a whip pan), after DRIFT_MIN_S for mere drift (<= 2 a minute); a static
+shot of any length is one scene.
 
 Bad files raise BadVideo with a one-line reason and no path; a file cut short yields the
 scenes it has, then raises. Nothing here imports av until a function is called.
@@ -93,7 +93,7 @@ def _scenes(reader: Reader) -> Iterator[Scene]:
             anchor, pic, prev = thumb, picture(frame, sar=reader.sar), (t, thumb)
             continue
         cuts = []
-        if moved_diff(prev[1], thumb) >= CUT_KEY:
+        if _differs(prev[1], thumb, CUT_KEY):
             at = None if reader.dense else reader.spike(prev[0], t, SPIKE_RATIO,
                                                           SPIKE_OVER_SECOND)
             if at is not None:
@@ -109,7 +109,7 @@ def _scenes(reader: Reader) -> Iterator[Scene]:
             anchor, pic = thumb, picture(frame, sar=reader.sar)
         else:
             length = t - start
-            if ((length >= BIG_CHANGE_MIN_S and moved_diff(anchor, thumb) >= CUT_KEY)
+            if ((length >= BIG_CHANGE_MIN_S and _differs(anchor, thumb, CUT_KEY))
                     or (length >= DRIFT_MIN_S and diff(anchor, thumb) >= DRIFT)):
                 yield Scene(start, t, pic)
                 start, anchor, pic = t, thumb, picture(frame, sar=reader.sar)
@@ -125,6 +125,12 @@ def _scenes(reader: Reader) -> Iterator[Scene]:
         raise BadVideo(f"truncated: ends at {end:.1f} s of {reader.duration:.1f} s")
 
 
+def _differs(a: np.ndarray, b: np.ndarray, threshold: float, reach: int = 4) -> bool:
+    """moved_diff(a, b) >= threshold, without trying shifts when the plain diff is below it
+    (a shift can only lower the difference)."""
+    return diff(a, b) >= threshold and moved_diff(a, b, reach) >= threshold
+
+
 def _cuts(frames, before: np.ndarray, start: float, after: np.ndarray
           ) -> list[tuple[float, object]]:
     """Hard cuts among a span's frames: (time, picture of the shot from there when that shot
@@ -135,10 +141,10 @@ def _cuts(frames, before: np.ndarray, start: float, after: np.ndarray
     for ft, thumb, pic in frames:
         if pic is not None:
             pics.append((ft, pic))
-        if ft - last >= MIN_SCENE_S and moved_diff(before, thumb, 2) >= CUT_FRAME:
+        if ft - last >= MIN_SCENE_S and _differs(before, thumb, CUT_FRAME, reach=2):
             times.append(ft)
             last = ft
-            if moved_diff(thumb, after) < CUT_KEY:
+            if not _differs(thumb, after, CUT_KEY):
                 break
         before = thumb
     out = []
