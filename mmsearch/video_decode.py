@@ -250,7 +250,11 @@ class Reader:
 
     def spike(self, t0: float, t1: float, ratio: float, over_second: float) -> float | None:
         """The time of the one packet in (t0, t1) far bigger than the others, if there is one:
-        an encoder codes the first frame after a cut mostly anew. Cheap: no decoding."""
+        an encoder codes the first frame after a cut mostly anew. Cheap: no decoding. Not
+        with B-frames: there the big packet is the next P-frame, up to 0.4 s after the cut
+        (x265's default 4 B-frames at 10 fps, measured), so the span is decoded instead."""
+        if self.stream.codec_context.has_b_frames:
+            return None
         span = [(size, t) for t, size in self.sizes if t0 < t < t1]
         if len(span) < 3:
             return None

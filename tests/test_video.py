@@ -94,6 +94,31 @@ def test_three_hard_cuts_give_three_scenes_starting_at_the_cuts(three_shots, mon
     assert all(s.frame.mode == "RGB" and max(s.frame.size) <= video.FRAME_SIDE for s in found)
 
 
+@pytest.mark.parametrize("name, codec, options", [
+    ("hevc.mp4", "libx265", {"x265-params": "keyint=15:min-keyint=15:scenecut=0:log-level=none"}),
+    ("vp9.webm", "libvpx-vp9", {"g": "15", "deadline": "realtime", "cpu-used": "8"}),
+    ("mpeg4.avi", "mpeg4", {"g": "15"}),
+    ("b_frames.mkv", "libx264", {"g": "15", "bf": "3", "sc_threshold": "0"}),
+])
+def test_other_codecs_and_containers_place_cuts_to_the_frame(tmp_path, name, codec, options):
+    # x265 and bf=3 reorder frames (B-frames): the biggest packet is not the cut's frame there
+    pictures = [canvas(n) for n in SHOTS]
+    path = tmp_path / name
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=FPS, options=options)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for picture, seconds in zip(pictures, (3.3, 3.4, 3.3)):
+            for _ in range(round(seconds * FPS)):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    found = list(video.scenes(str(path)))
+    assert len(found) == 3
+    assert all(abs(s.start - cut) <= 0.11 for s, cut in zip(found, (0.0, 3.3, 6.7)))  # 1 frame
+    assert [nearest_shot(s.frame, pictures) for s in found] == [0, 1, 2]
+
+
 def test_cuts_are_found_when_keyframes_are_too_rare_to_sample(tmp_path):
     # one keyframe in 12 s (a screen recorder's stream): every frame is decoded instead
     pictures = [canvas(n) for n in SHOTS]
