@@ -41,9 +41,10 @@ BIG_CHANGE_MIN_S = 5.0    # a change as big as a cut, without a jump (a dissolve
 MIN_SCENE_S = 0.5         # no hard cut this soon after the last boundary (flashes, strobes)
 # A cut between keyframes is placed by packet size alone when one packet stands out (an
 # encoder codes the frame after a cut mostly anew); otherwise the span is decoded. Measured
-# (x264, bench/video.py "spikes" and the test videos): the packet after a cut was 5.4-765x
-# the span's median and 1.8-3.4x the next biggest; spans without a cut reached 5.7x and
-# 1.5x. A false spike costs a wrong cut, a missed one only decoding time: both must hold.
+# on x264: in the test videos (little noise) the packet after a cut was 5.4-5.8x the span's
+# median and 3.4-3.5x the next biggest; in bench/video.py's noisy 1080p ("spikes") spans
+# with a cut had only >= 2.0x and >= 1.26x, spans without <= 1.4x and <= 1.12x, so there it
+# never fires. A false spike costs a wrong cut, a missed one only decoding: both must hold.
 # SPIKE_RATIO = inf turns this off (bench/video.py compares both ways).
 SPIKE_RATIO, SPIKE_OVER_SECOND = 4.0, 2.0
 MAX_SECONDS = 12 * 3600.0  # "a container that never ends": stop reading at 12 hours

@@ -225,11 +225,11 @@ class Reader:
             self.packets += 1
             self.keys += packet.is_keyframe
             t = self._time(packet.pts if packet.pts is not None else packet.dts, tb)
+            end = t + float((packet.duration or 0) * tb) if t is not None else 0.0
+            if end > self.max_seconds or self.packets > MAX_PACKETS_PER_S * self.max_seconds:
+                self.stopped = f"no end: stopped after {_span(self.max_seconds)}"
+                break
             if t is not None and packet.size:
-                end = t + float((packet.duration or 0) * tb)
-                if end > self.max_seconds or self.packets > MAX_PACKETS_PER_S * self.max_seconds:
-                    self.stopped = f"no end: stopped after {_span(self.max_seconds)}"
-                    break
                 self.data_end = max(self.data_end, end)
                 if not packet.is_keyframe:
                     self.sizes.append((t, packet.size))
