@@ -21,9 +21,11 @@ pictures at the same absolute path (one mount point) and have mmsearch installed
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import sys
 import warnings
 from typing import Iterable
 
@@ -129,37 +131,47 @@ def index_on_ray(paths: Iterable[str], index: Index, encoder: Encoder, location:
         raise ValueError("--ray writes from every node into one index: give a Milvus server "
                          "or cluster with --uri (workers on other machines cannot write into "
                          "a local --db)")
+    # Ray's driver prints cluster events to stdout (a node that died: "(raylet) Raylet is
+    # terminated ..." and its log's last lines), where --json's summary alone must go
+    with contextlib.redirect_stdout(sys.stderr):
+        ray = connect(address)
+        try:
+            return _index(ray, paths, index, encoder, location, batch_size, gpus_per_worker,
+                          shard, reader, progress, window)
+        finally:
+            ray.shutdown()
+
+
+def _index(ray, paths, index, encoder, location, batch_size, gpus_per_worker, shard, reader,
+           progress, window) -> Summary:
+    """Plan window by window on the driver, run each window's jobs on the cluster, tally."""
     from tqdm import tqdm
 
-    ray = connect(address)
-    try:
-        summary = Summary()
-        importer = FolderImport(paths, encoder, shard, reader)
-        roots = importer.prepare(index, summary)
-        total = sum(1 for r in roots for p in find_pictures(r) if shard.owns(item_id(p)))
-        bar = tqdm(total=total, unit=importer.unit, desc=importer.desc + " (ray)",
-                   disable=not progress, dynamic_ncols=True, leave=False)
-        slots = encoder_slots(ray, gpus_per_worker)
-        reading = None
-        with bar:
-            for part in plan_windows(roots, index, shard, ocr=reader is not None,
-                                     window=window):
-                index.delete(part.removed)
-                summary.removed += len(part.removed)
-                summary.unchanged += part.unchanged
-                bar.update(part.unchanged)
-                if not part.jobs:
-                    continue
-                reading = reading or importer.for_reading()  # the model loads once, here
-                for row in _run_window(ray, part.jobs, reading, location, roots, shard,
-                                       batch_size, gpus_per_worker, slots):
-                    _tally(importer, index, summary, row)
-                    bar.update(1)
-        index.flush()
-        index.mark_indexed()
-        return summary
-    finally:
-        ray.shutdown()
+    summary = Summary()
+    importer = FolderImport(paths, encoder, shard, reader)
+    roots = importer.prepare(index, summary)
+    total = sum(1 for r in roots for p in find_pictures(r) if shard.owns(item_id(p)))
+    bar = tqdm(total=total, unit=importer.unit, desc=importer.desc + " (ray)",
+               disable=not progress, dynamic_ncols=True, leave=False)
+    slots = encoder_slots(ray, gpus_per_worker)
+    reading = None
+    with bar:
+        for part in plan_windows(roots, index, shard, ocr=reader is not None,
+                                 window=window):
+            index.delete(part.removed)
+            summary.removed += len(part.removed)
+            summary.unchanged += part.unchanged
+            bar.update(part.unchanged)
+            if not part.jobs:
+                continue
+            reading = reading or importer.for_reading()  # the model loads once, here
+            for row in _run_window(ray, part.jobs, reading, location, roots, shard,
+                                   batch_size, gpus_per_worker, slots):
+                _tally(importer, index, summary, row)
+                bar.update(1)
+    index.flush()
+    index.mark_indexed()
+    return summary
 
 
 def _run_window(ray, jobs: list[Job], reading: FolderImport, location, roots, shard,

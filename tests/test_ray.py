@@ -1,0 +1,162 @@
+"""`mmsearch index --ray` on a real local Ray cluster (a head and a worker node, 1 CPU each)
+writing into a real Milvus server (`mmsearch serve-index`): the index equals the folder, a
+re-run only does what changed, a worker node killed mid-run leaves no gap and no duplicate,
+and an embedded --db is refused in one line. Skipped when Ray is not installed (the `ray`
+extra; CI installs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import demo_files
+from mmsearch.config import IndexLocation
+from mmsearch.stores import open_index
+from test_app import free_port
+from test_server import ENV, MMSEARCH, copy, server  # noqa: F401 (the server fixture)
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+RAY = str(Path(sys.executable).with_name("ray"))
+# the nodes' workers import this checkout, as the test process does
+RAY_ENV = {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                               ENV.get("PYTHONPATH")]))}
+STORE = str(100 * 1024 * 1024)
+
+
+def _ray(*argv, check=True):
+    return subprocess.run([RAY, *argv], env=RAY_ENV, capture_output=True, text=True,
+                          check=check, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head and one worker node on this machine; yields (address, start_worker, worker
+    raylet pid finder). Every Ray process is stopped afterwards, even on failure."""
+    port, worker_port = free_port(), free_port()
+    address = f"127.0.0.1:{port}"
+    temp = tmp_path_factory.mktemp("ray")
+
+    def start_worker():
+        _ray("start", "--address", address, "--num-cpus", "1", "--object-store-memory", STORE,
+             "--node-manager-port", str(worker_port), "--disable-usage-stats")
+
+    def worker_raylet() -> int | None:
+        found = subprocess.run(["pgrep", "-f", f"raylet.*--node_manager_port={worker_port}"],
+                               capture_output=True, text=True).stdout.split()
+        return int(found[0]) if found else None
+
+    try:
+        _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+             "--num-cpus", "1", "--object-store-memory", STORE, "--include-dashboard", "false",
+             "--disable-usage-stats", "--temp-dir", str(temp))
+        start_worker()
+        yield address, start_worker, worker_raylet
+    finally:
+        _ray("stop", "--force", check=False)
+
+
+def index_ray(folder, uri, address, *extra, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([*MMSEARCH, "index", str(folder), "--uri", uri, "--ray", address,
+                           "--no-ocr", "--json", *map(str, extra)], env=RAY_ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def stored_paths(uri) -> list[str]:
+    with open_index(IndexLocation.resolve(uri=uri)) as index:
+        return [r["path"] for r in index.iter_rows(("path",))]
+
+
+def on_disk(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*.png"))
+
+
+def test_a_folder_indexed_on_ray_equals_the_folder_and_a_rerun_does_only_the_changes(
+        cluster, server, tmp_path):
+    address, *_ = cluster
+    folder = copy(demo_files(40), tmp_path / "pics")
+    copy(demo_files(50)[40:], folder / "sub")
+    (folder / "broken.png").write_bytes(b"not a picture")
+    first = index_ray(folder, server, address, "--model", "demo", "--batch-size", "8")
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = json.loads(first.stdout)  # stdout is the summary alone
+    assert (summary["added"], summary["skipped"]) == (50, 1), summary
+    assert summary["errors"][0]["path"] == str(folder / "broken.png")
+    keys = stored_paths(server)
+    assert sorted(keys) == [p for p in on_disk(folder) if not p.endswith("broken.png")]
+
+    gone = folder / "sub" / sorted(os.listdir(folder / "sub"))[0]
+    gone.unlink()
+    changed = sorted(folder.glob("item-*.png"))[0]
+    Image.open(changed).convert("L").convert("RGB").save(changed)
+    (folder / "broken.png").unlink()
+    again = index_ray(folder, server, address, "--batch-size", "8")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout) == {"added": 0, "updated": 1, "removed": 1,
+                                        "unchanged": 48, "skipped": 0, "errors": []}
+    keys = stored_paths(server)
+    assert sorted(keys) == on_disk(folder) and len(keys) == len(set(keys))
+
+
+def test_a_worker_node_killed_mid_run_leaves_no_gap_and_no_duplicate(cluster, server, tmp_path):
+    """The worker node's raylet is killed (SIGKILL) once the first rows are in the index; Ray
+    redoes its batches on the head node and the run completes."""
+    from pymilvus import MilvusClient
+
+    address, start_worker, worker_raylet = cluster
+    if worker_raylet() is None:
+        start_worker()
+    # 2 MP PNGs: slow enough to decode that the run is still going when the kill comes
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i, f in enumerate(demo_files(90)):
+        Image.open(f).convert("RGB").resize((1600, 1200)).save(folder / f"big-{i:03d}.png",
+                                                               compress_level=1)
+    proc = subprocess.Popen([*MMSEARCH, "index", str(folder), "--uri", server, "--ray", address,
+                             "--model", "demo", "--no-ocr", "--json", "--batch-size", "4"],
+                            env=RAY_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    client, killed_at = MilvusClient(uri=server), None
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline and killed_at is None:
+            try:
+                rows = client.query("mmsearch_items", filter="", output_fields=["count(*)"],
+                                    consistency_level="Strong")[0]["count(*)"]
+            except Exception:  # noqa: BLE001 - the collection is not created yet
+                rows = 0
+            if rows > 0:
+                os.kill(worker_raylet(), signal.SIGKILL)
+                killed_at = rows
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert killed_at is not None and killed_at < 90, "the run ended before the kill"
+    assert proc.returncode == 0, err[-3000:]
+    assert worker_raylet() is None  # the run finished without the worker node
+    assert json.loads(out)["added"] == 90
+    keys = stored_paths(server)
+    assert len(keys) == len(set(keys)) == 90 and sorted(keys) == on_disk(folder)
+
+
+def test_ray_with_an_embedded_index_is_one_clear_line(tmp_path):
+    folder = copy(demo_files(2), tmp_path / "pics")
+    done = subprocess.run([*MMSEARCH, "index", str(folder), "--db", str(tmp_path / "i.db"),
+                           "--ray", "auto"], env=RAY_ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and not (tmp_path / "i.db").exists()
+    assert done.stderr.strip().count("\n") == 0 and "--uri" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
