@@ -222,11 +222,21 @@ def killed_worker(tmp: Path, folder: Path, n: int, model: list[str]) -> dict:
 
 
 PLAN = """
-import resource, sys
+import sys
 from mmsearch.config import IndexLocation
 from mmsearch.stores import open_index
 from indexer import pipeline
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])  # kB
+
 with open_index(IndexLocation.resolve(uri=sys.argv[1])) as index:
+    # the import peak (torch, pymilvus) would hide the plan's own: reset the high-water mark
+    # (Linux: 5 > clear_refs) once everything is imported and the index is open
+    open("/proc/self/clear_refs", "w").write("5")
+    before = status("VmRSS")
     if sys.argv[3] == "windows":
         jobs = removed = 0
         for part in pipeline.plan_windows([sys.argv[2]], index):
@@ -234,7 +244,7 @@ with open_index(IndexLocation.resolve(uri=sys.argv[1])) as index:
     else:
         work = pipeline.plan([sys.argv[2]], index)
         jobs, removed = len(work.jobs), len(work.removed)
-print(jobs, removed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(jobs, removed, before, status("VmHWM"))
 """
 
 
@@ -271,9 +281,11 @@ def plan_memory(tmp: Path, sizes: list[int]) -> dict:
                 t0 = time.perf_counter()
                 done = subprocess.run([sys.executable, "-c", PLAN, server.url, str(folder), how],
                                       env=ENV, capture_output=True, text=True, check=True)
-                jobs, removed, rss = map(int, done.stdout.split())
+                jobs, removed, before, peak = map(int, done.stdout.split())
                 assert (jobs, removed) == (n, n // 10), (jobs, removed)
-                row[how] = {"peak_rss_mb": round(rss / 1024),
+                row[how] = {"rss_before_mb": round(before / 1024),
+                            "peak_rss_mb": round(peak / 1024),
+                            "growth_mb": round((peak - before) / 1024, 1),
                             "seconds": round(time.perf_counter() - t0, 1)}
                 print(n, how, row[how], flush=True)
             out[str(n)] = row
@@ -301,21 +313,24 @@ def main(argv=None) -> dict:
                     "pictures": f"{args.count} 12 MP JPEGs", "model": " ".join(MODELS[args.model])}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        made = make_pictures(tmp / "made", args.distinct, SIZES["12mp"])
-        folder = tmp / "pictures"
-        folder.mkdir()
-        for i in range(args.count):
-            os.link(made[i % len(made)], folder / f"photo-{i:05d}.jpg")
-        model = MODELS[args.model]
+        if not {"throughput", "kill"} <= skip:
+            made = make_pictures(tmp / "made", args.distinct, SIZES["12mp"])
+            folder = tmp / "pictures"
+            folder.mkdir()
+            for i in range(args.count):
+                os.link(made[i % len(made)], folder / f"photo-{i:05d}.jpg")
+            model = MODELS[args.model]
         if "throughput" not in skip:
             result["throughput"] = throughput(tmp, folder, args.count, args.rounds, model)
         if "kill" not in skip:
             result["worker_killed"] = killed_worker(tmp, folder, args.count, model)
             assert result["worker_killed"]["rows_at_kill"] is not None, "the run ended unkilled"
             print("killed worker:", {k: v for k, v in result["worker_killed"].items()
-                                     if k != "summary"}, flush=True)
+                                     if k not in ("summary", "stdout_extra")}, flush=True)
         if "plan" not in skip:
             result["plan_memory"] = plan_memory(tmp, [int(x) for x in args.plan_sizes.split(",")])
+    if skip and Path(args.out).exists():  # a partial re-run keeps the other parts
+        result = {**json.loads(Path(args.out).read_text()), **result}
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     return result
 
