@@ -329,8 +329,9 @@ def main(argv=None) -> dict:
                                      if k not in ("summary", "stdout_extra")}, flush=True)
         if "plan" not in skip:
             result["plan_memory"] = plan_memory(tmp, [int(x) for x in args.plan_sizes.split(",")])
-    if skip and Path(args.out).exists():  # a partial re-run keeps the other parts
-        result = {**json.loads(Path(args.out).read_text()), **result}
+    if skip and Path(args.out).exists():  # a partial re-run replaces only the parts it ran
+        ran = {"throughput", "worker_killed", "plan_memory"} & set(result)
+        result = {**json.loads(Path(args.out).read_text()), **{k: result[k] for k in ran}}
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     return result
 

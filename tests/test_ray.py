@@ -18,8 +18,6 @@ import pytest
 from PIL import Image
 
 from conftest import demo_files
-from mmsearch.config import IndexLocation
-from mmsearch.stores import open_index
 from test_app import free_port
 from test_server import ENV, MMSEARCH, copy, server  # noqa: F401 (the server fixture)
 
@@ -76,8 +74,17 @@ def index_ray(folder, uri, address, *extra, timeout=600) -> subprocess.Completed
 
 
 def stored_paths(uri) -> list[str]:
-    with open_index(IndexLocation.resolve(uri=uri)) as index:
-        return [r["path"] for r in index.iter_rows(("path",))]
+    """Every stored row's path, read with Strong consistency (the collection's default,
+    Bounded, may not show rows written a moment ago), duplicates kept."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri)
+    try:
+        return [r["path"] for r in client.query("mmsearch_items", filter="", limit=10_000,
+                                                output_fields=["path"],
+                                                consistency_level="Strong")]
+    finally:
+        client.close()
 
 
 def on_disk(folder: Path) -> list[str]:
