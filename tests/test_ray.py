@@ -73,34 +73,68 @@ def index_ray(folder, uri, address, *extra, timeout=600) -> subprocess.Completed
                           capture_output=True, text=True, timeout=timeout)
 
 
-def stored_paths(uri) -> list[str]:
-    """Every stored row's path, read with Strong consistency (the collection's default,
-    Bounded, may not show rows written a moment ago), duplicates kept."""
-    from pymilvus import MilvusClient
+STORED = """
+import json, sys
+from mmsearch.config import IndexLocation
+from mmsearch.stores import open_index
+with open_index(IndexLocation.resolve(uri=sys.argv[1])) as index:
+    print(json.dumps([r["path"] for r in index.client.query(
+        index.COLLECTION, filter="", limit=10_000, output_fields=["path"],
+        consistency_level="Strong")]))
+"""
 
-    client = MilvusClient(uri=uri)
-    try:
-        return [r["path"] for r in client.query("mmsearch_items", filter="", limit=10_000,
-                                                output_fields=["path"],
-                                                consistency_level="Strong")]
-    finally:
-        client.close()
+
+def stored_paths(uri) -> list[str]:
+    """Every stored row's path, duplicates kept, read with Strong consistency (the
+    collection's default, Bounded, may not show rows written a moment ago) and from a fresh
+    process: this one's gRPC channel to the server, idle through a run after the polling
+    client, was refused with GOAWAY "too_many_pings"."""
+    done = subprocess.run([sys.executable, "-c", STORED, uri], env=RAY_ENV, capture_output=True,
+                          text=True, timeout=120, check=True)
+    return json.loads(done.stdout)
 
 
 def on_disk(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*.png"))
 
 
-def test_a_folder_indexed_on_ray_equals_the_folder_and_a_rerun_does_only_the_changes(
+def rows_now(client) -> int:
+    try:
+        return client.query("mmsearch_items", filter="", output_fields=["count(*)"],
+                            consistency_level="Strong")[0]["count(*)"]
+    except Exception:  # noqa: BLE001 - the collection is not created yet
+        return 0
+
+
+def test_a_folder_indexed_on_ray_resumes_after_the_driver_dies_and_reruns_do_only_changes(
         cluster, server, tmp_path):
+    from pymilvus import MilvusClient
+
     address, *_ = cluster
-    folder = copy(demo_files(40), tmp_path / "pics")
-    copy(demo_files(50)[40:], folder / "sub")
+    folder = copy(demo_files(80), tmp_path / "pics")
+    copy(demo_files(90)[80:], folder / "sub")
     (folder / "broken.png").write_bytes(b"not a picture")
-    first = index_ray(folder, server, address, "--model", "demo", "--batch-size", "8")
+    # the driver killed (SIGKILL) once the first rows are in: what was written stays
+    driver = subprocess.Popen([*MMSEARCH, "index", str(folder), "--uri", server, "--ray",
+                               address, "--model", "demo", "--no-ocr", "--batch-size", "4"],
+                              env=RAY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = MilvusClient(uri=server)
+    try:
+        deadline = time.monotonic() + 300
+        while driver.poll() is None and time.monotonic() < deadline and not rows_now(client):
+            time.sleep(0.2)
+        driver.kill()
+        driver.wait(timeout=60)
+        time.sleep(2)  # the job's actors go with their driver
+        before = rows_now(client)
+    finally:
+        client.close()
+    assert 0 < before < 90, before
+    first = index_ray(folder, server, address, "--batch-size", "8")
     assert first.returncode == 0, first.stderr[-3000:]
     summary = json.loads(first.stdout)  # stdout is the summary alone
-    assert (summary["added"], summary["skipped"]) == (50, 1), summary
+    assert summary["added"] + summary["unchanged"] == 90 and summary["skipped"] == 1, summary
+    assert 0 < summary["added"] <= 90 - before, (summary, before)  # only the rest was done
     assert summary["errors"][0]["path"] == str(folder / "broken.png")
     keys = stored_paths(server)
     assert sorted(keys) == [p for p in on_disk(folder) if not p.endswith("broken.png")]
@@ -113,7 +147,7 @@ def test_a_folder_indexed_on_ray_equals_the_folder_and_a_rerun_does_only_the_cha
     again = index_ray(folder, server, address, "--batch-size", "8")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout) == {"added": 0, "updated": 1, "removed": 1,
-                                        "unchanged": 48, "skipped": 0, "errors": []}
+                                        "unchanged": 88, "skipped": 0, "errors": []}
     keys = stored_paths(server)
     assert sorted(keys) == on_disk(folder) and len(keys) == len(set(keys))
 
@@ -140,11 +174,7 @@ def test_a_worker_node_killed_mid_run_leaves_no_gap_and_no_duplicate(cluster, se
     try:
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline and killed_at is None:
-            try:
-                rows = client.query("mmsearch_items", filter="", output_fields=["count(*)"],
-                                    consistency_level="Strong")[0]["count(*)"]
-            except Exception:  # noqa: BLE001 - the collection is not created yet
-                rows = 0
+            rows = rows_now(client)
             if rows > 0:
                 os.kill(worker_raylet(), signal.SIGKILL)
                 killed_at = rows
@@ -170,3 +200,10 @@ def test_ray_with_an_embedded_index_is_one_clear_line(tmp_path):
     assert done.returncode == 1 and not (tmp_path / "i.db").exists()
     assert done.stderr.strip().count("\n") == 0 and "--uri" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+    products = tmp_path / "products.csv"
+    products.write_text("id,image,title\n1,x.png,a shoe\n")
+    done = subprocess.run([*MMSEARCH, "index", "--catalog", str(products), "--uri",
+                           "http://127.0.0.1:1", "--ray", "auto"], env=RAY_ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "catalogue without --ray" in done.stderr
