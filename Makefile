@@ -12,7 +12,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch and torchvision first, as a matching pair (open_clip needs torchvision's ops)
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[dev,heic]'
+	# the ray extra too: CI runs tests/test_ray.py (a real local Ray cluster); +~6 s, ~250 MB
+	$(BIN)/pip install -q -e '.[dev,heic,ray]'
 	touch $@
 
 install: $(BIN)/.installed

@@ -18,17 +18,18 @@ scenes, one item each, through the same runner; with it off, stored videos are l
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from indexer.decode import Picture, read_facts, read_for_words, read_picture
 from indexer.runner import Job, Plan, Summary, run
 from indexer.videos import SceneStream, VideoWork, finish, is_scene, open_video, plan_videos
-from indexer.walk import find_pictures, roots_of
+from indexer.walk import find_pictures, roots_of, would_find
 from mmsearch.config import Shard
 from mmsearch.encoder import Encoder
 from mmsearch.images import BadPicture, enable_heif
+from mmsearch.filters import under_folder
 from mmsearch.index import IMAGE_VECTOR, Index
 from mmsearch.items import Item, item_id
 from mmsearch.photo_text import SIGNALS_VERSION, photo_fields
@@ -52,30 +53,84 @@ def plan(roots: list[str], index: Index, shard: Shard = Shard(), ocr: bool = Fal
     unchanged = 0
     for root in roots:
         rows = index.rows_under(root) if os.path.isdir(root) else \
-            index.get([root], ("size", "mtime", "hash", "fields")).values()
+            index.get([root], PLAN_FIELDS).values()
         known = {r["path"]: r for r in rows
                  if shard.owns(item_id(r["path"])) and not is_scene(r)}
         for path in find_pictures(root):
             if not shard.owns(item_id(path)):
                 continue
             row = known.pop(path, None)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # vanished between listing and stat: it is simply not there
-            same = bool(row) and row["size"] == st.st_size and row["mtime"] == st.st_mtime
-            fields = (row or {}).get("fields") or {}
-            need_words = ocr and bool(row) and not fields.get(OCR_DONE)
-            if same and fields.get("signals") == SIGNALS_VERSION and not need_words:
+            job = decide(path, row, ocr)
+            if job is UNCHANGED:
                 unchanged += 1
-            elif same:
-                jobs.append(Job(path, path, row["hash"], known=True,
-                                row=READ_WORDS if need_words else REFRESH))
-            else:
-                jobs.append(Job(path, path, row["hash"] if row else None, known=row is not None,
-                                row=NO_WORDS if need_words else None))
+            elif job is not None:
+                jobs.append(job)
         removed.extend(known)
     return Plan(jobs, removed, unchanged)
+
+
+PLAN_FIELDS = ("size", "mtime", "hash", "fields")
+UNCHANGED = Job("", "", None)  # decide's answer for a file the index already holds as it is
+
+
+def decide(path: str, row: dict | None, ocr: bool) -> Job | None:
+    """One file against its stored row (None: not indexed): its Job, UNCHANGED, or None when
+    it vanished before it could be looked at (it is simply not there)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    same = bool(row) and row["size"] == st.st_size and row["mtime"] == st.st_mtime
+    fields = (row or {}).get("fields") or {}
+    need_words = ocr and bool(row) and not fields.get(OCR_DONE)
+    if same and fields.get("signals") == SIGNALS_VERSION and not need_words:
+        return UNCHANGED
+    if same:
+        return Job(path, path, row["hash"], known=True, row=READ_WORDS if need_words else REFRESH)
+    return Job(path, path, row["hash"] if row else None, known=row is not None,
+               row=NO_WORDS if need_words else None)
+
+
+def plan_windows(roots: list[str], index: Index, shard: Shard = Shard(), ocr: bool = False,
+                 window: int = 10_000) -> Iterator[Plan]:
+    """`plan`, streamed: Plans of at most `window` files each, so memory stays flat however
+    large the folders (the cluster runner plans 100M files this way). Each window's files are
+    looked up by key (a Milvus server finds a key by its primary-key index; Milvus Lite scans,
+    which is why the single-machine `plan` reads a folder's rows once instead); the stored
+    rows that `find_pictures` would no longer find are streamed afterwards as removals."""
+    for root in roots:
+        chunk: list[str] = []
+        for path in find_pictures(root):
+            if shard.owns(item_id(path)):
+                chunk.append(path)
+            if len(chunk) >= window:
+                yield _plan_chunk(chunk, index, ocr)
+                chunk = []
+        if chunk:
+            yield _plan_chunk(chunk, index, ocr)
+        if os.path.isdir(root):
+            gone: list[str] = []
+            for row in index.iter_rows(("path", "fields"), under_folder(root)):
+                if shard.owns(item_id(row["path"])) and not is_scene(row) and \
+                        not would_find(row["path"], root):
+                    gone.append(row["path"])
+                if len(gone) >= window:
+                    yield Plan([], gone, 0)
+                    gone = []
+            if gone:
+                yield Plan([], gone, 0)
+
+
+def _plan_chunk(paths: list[str], index: Index, ocr: bool) -> Plan:
+    rows = index.get(paths, PLAN_FIELDS)
+    jobs, unchanged = [], 0
+    for path in paths:
+        job = decide(path, rows.get(path), ocr)
+        if job is UNCHANGED:
+            unchanged += 1
+        elif job is not None:
+            jobs.append(job)
+    return Plan(jobs, [], unchanged)
 
 
 class FolderImport:
@@ -93,19 +148,25 @@ class FolderImport:
         self.index: Index | None = None
         self.summary: Summary | None = None
 
-    def plan(self, index: Index, summary: Summary) -> Plan:
+    def prepare(self, index: Index, summary: Summary) -> list[str]:
+        """Before planning: the roots that exist (a missing one is the summary's line),
+        recorded as the index's folders."""
         self.index, self.summary = index, summary
         for root in self.roots:
             if not os.path.exists(root):
                 summary.errors.append({"path": root, "reason": "no such file or folder"})
         roots = [r for r in self.roots if os.path.exists(r)]
         enable_heif()
+        index.add_roots([r if os.path.isdir(r) else os.path.dirname(r) for r in roots])
+        return roots
+
+    def plan(self, index: Index, summary: Summary) -> Plan:
+        roots = self.prepare(index, summary)
         work = plan(roots, index, self.shard, ocr=self.reader is not None)
         if self.video:
             videos = plan_videos(roots, index, self.shard)
             work = Plan(work.jobs + videos.jobs, work.removed + videos.removed,
                         work.unchanged + videos.unchanged, videos.extra_keys)
-        index.add_roots([r if os.path.isdir(r) else os.path.dirname(r) for r in roots])
         if any(j.row not in (REFRESH, READ_WORDS) for j in work.jobs):
             # an unchanged re-scan never loads the model (nor one that only derives text or
             # reads words); this one loads it here, in this thread, before `read` runs in several
@@ -116,6 +177,14 @@ class FolderImport:
         if "_decode" not in self.__dict__:
             self._decode = (self.encoder.preprocess, 2 * self.encoder.image_size)
         return self._decode
+
+    def for_reading(self) -> "FolderImport":
+        """A copy that only reads (for decode workers on other machines): the model's
+        preprocessing, its draft size and the OCR reader, without the model or the index.
+        Pictures only: a cluster run leaves videos as they are (`plan_windows`)."""
+        copy = FolderImport(self.roots, None, self.shard, self.reader, video=False)
+        copy._decode = self._decoding()
+        return copy
 
     def read(self, job: Job) -> Picture | SceneStream:
         if isinstance(job.row, VideoWork):

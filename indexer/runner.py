@@ -126,6 +126,22 @@ def decode_ahead(jobs: list[Job], read: Callable[[Job], Picture], workers: int,
                 yield job, exc
 
 
+def count(summary: Summary, outcome: str | None) -> None:
+    """Count one written item as its outcome: added, updated or unchanged (None: nothing)."""
+    if outcome:
+        setattr(summary, outcome, getattr(summary, outcome) + 1)
+
+
+def unreadable(importer: Importer, index: Index, summary: Summary, job: Job,
+               error: BadPicture) -> None:
+    """A picture that could not be read: its line in the summary, and its stored item removed
+    when it was indexed before (its picture no longer reads)."""
+    summary.errors.append(importer.failed(job, error))
+    if job.known:
+        index.delete(job.stored or [job.key])
+        summary.removed += 1
+
+
 def run(importer: Importer, index: Index, *, batch_size: int = 32, workers: int | None = None, progress: bool = True,
         on_progress: Callable[[int, int], None] | None = None) -> Summary:
     """Plan, then read, map and write every job of `importer` into `index`."""
@@ -138,15 +154,11 @@ def run(importer: Importer, index: Index, *, batch_size: int = 32, workers: int 
     summary.unchanged += work.unchanged
     batch: list[tuple[Job, Picture]] = []
 
-    def count(outcome: str | None) -> None:
-        if outcome:
-            setattr(summary, outcome, getattr(summary, outcome) + 1)
-
     def write() -> None:
         if batch:
             index.upsert(importer.items(batch))
             for job, picture in batch:
-                count(importer.outcome(job, picture))
+                count(summary, importer.outcome(job, picture))
             batch.clear()
 
     workers = workers or os.cpu_count() or 2
@@ -158,10 +170,7 @@ def run(importer: Importer, index: Index, *, batch_size: int = 32, workers: int 
         stream = decode_ahead(work.jobs, importer.read, workers, ahead=2 * batch_size + workers)
         for done, (job, result) in enumerate(stream, 1):
             if isinstance(result, BadPicture):
-                summary.errors.append(importer.failed(job, result))
-                if job.known:  # it was indexed, but its picture no longer reads
-                    index.delete(job.stored or [job.key])
-                    summary.removed += 1
+                unreadable(importer, index, summary, job, result)
             elif isinstance(result, Picture):
                 batch.append((job, result))
                 if len(batch) >= batch_size:
@@ -173,7 +182,7 @@ def run(importer: Importer, index: Index, *, batch_size: int = 32, workers: int 
                         write()
                 write()  # its last item (the mark that it is whole) is stored before `finish`
                 outcome, error = importer.finish(job, result)
-                count(outcome)
+                count(summary, outcome)
                 if error:
                     summary.errors.append(error)
             bar.update(1)

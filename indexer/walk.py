@@ -61,6 +61,28 @@ def find_files(root: str, wanted: Callable[[str], bool]) -> Iterator[str]:
             yield path
 
 
+def would_find(path: str, root: str) -> bool:
+    """Whether find_pictures(root) yields `path`, asked of one path (the streamed plan's test
+    for a stored row whose file is gone, without holding the folder's listing)."""
+    root = os.path.abspath(root)
+    if os.path.isfile(root):
+        return path == root and is_picture_name(root) and not is_hidden(os.path.basename(root))
+    if not _inside(path, root) or path == root:
+        return False
+    parts = os.path.relpath(path, root).split(os.sep)
+    if is_hidden(parts[-1]) or not is_picture_name(parts[-1]):
+        return False
+    folder = root
+    for part in parts[:-1]:  # os.walk follows no symlinked folder, nor hidden or skipped ones
+        folder = os.path.join(folder, part)
+        if is_hidden(part) or part in SKIP_DIRS or os.path.islink(folder) or \
+                not os.path.isdir(folder):
+            return False
+    if not os.path.isfile(path):
+        return False
+    return not os.path.islink(path) or _inside(os.path.realpath(path), os.path.realpath(root))
+
+
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 

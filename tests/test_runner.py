@@ -167,3 +167,47 @@ def test_the_catalogue_plan_sends_only_the_changed_half(tmp_path, encoder, monke
         assert item.title == "Tas Kulit Baru" and item.fields == {"price": 0}
     finally:
         index.close()
+
+
+
+def test_the_streamed_plan_decides_as_the_plan_does(tmp_path, make_index, encoder):
+    """pipeline.plan_windows (what --ray runs, a window of files at a time, gone rows tested
+    one by one with walk.would_find) against pipeline.plan on the same folder and index:
+    new, changed, touched, gone, and stored files the walk leaves out (hidden, NAS
+    thumbnails, under a folder now a symlink), whose rows must go."""
+    from mmsearch.items import Item
+
+    files = demo_files(12)
+    root = tmp_path / "lib"
+    for i, f in enumerate(files[:8]):
+        (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, root / f"d{i % 3}" / f.name)
+    (root / "real").mkdir()
+    shutil.copy2(files[8], root / "real" / files[8].name)
+    index = make_index()
+    index_paths([str(root)], index, encoder, progress=False, ocr=False)
+    skipped = [root / ".hidden" / "x.png", root / "@eaDir" / "y.png"]
+    for path in skipped:  # on disk and stored (an older mmsearch, say), never walked
+        path.parent.mkdir()
+        shutil.copy2(files[9], path)
+    vector = np.ones(encoder.dim, np.float32) / np.sqrt(encoder.dim)
+    index.upsert([Item(path=str(p), size=1, mtime=1.0, hash="x", image_vector=vector)
+                  for p in skipped])
+    os.rename(root / "real", tmp_path / "elsewhere")           # the folder is now a symlink
+    os.symlink(tmp_path / "elsewhere", root / "real")
+    (root / "d1" / files[1].name).unlink()                    # gone
+    os.utime(root / "d2" / files[2].name, (1, 1))             # touched
+    shutil.copy2(files[10], root / "d0" / "new.png")          # new
+    Image.open(files[3]).convert("L").save(root / "d0" / files[3].name)  # changed
+
+    def jobs(plans):
+        return sorted((j.key, j.known_hash, j.known, j.row) for p in plans for j in p.jobs)
+
+    whole = pipeline.plan([str(root)], index)
+    parts = list(pipeline.plan_windows([str(root)], index, window=3))
+    assert len(parts) > 2  # it did stream
+    assert jobs(parts) == jobs([whole]) and len(whole.jobs) == 3
+    assert sorted(k for p in parts for k in p.removed) == sorted(whole.removed)
+    assert sum(p.unchanged for p in parts) == whole.unchanged == 5
+    assert set(whole.removed) == {str(p) for p in skipped} | {
+        str(root / "d1" / files[1].name), str(root / "real" / files[8].name)}

@@ -26,7 +26,10 @@ def cmd_index(args) -> int:
             raise ValueError(f"no such file or folder: {path}")
     _ocr_choice(args)  # a bad --ocr-lang fails here, before any work
     location = index_location(args)
-    summary = _index_through_resident(location, requested, args) if shard.count == 1 else None
+    if args.ray:
+        _check_ray(location, args)
+    summary = _index_through_resident(location, requested, args) \
+        if shard.count == 1 and not args.ray else None
     if summary is None:
         summary = _index_here(location, requested, shard, args)
         if summary is None:
@@ -41,6 +44,18 @@ def cmd_index(args) -> int:
             where = f"row {e['row']}" if "row" in e else e["path"]
             print(f"  skipped {where}: {e['reason']}")
     return 0
+
+
+def _check_ray(location, args) -> None:
+    """--ray's refusals, before any work: one line each."""
+    if args.catalog:
+        raise ValueError("--ray indexes folders; import a catalogue without --ray")
+    if location.is_embedded:
+        raise ValueError("--ray writes from every node into one index: give a Milvus server "
+                         "or cluster with --uri (workers on other machines cannot write into "
+                         "a local --db)")
+    if args.gpus_per_worker < 0:
+        raise ValueError(f"--gpus-per-worker takes a number >= 0, not {args.gpus_per_worker:g}")
 
 
 def _ocr_choice(args) -> dict:
@@ -78,6 +93,16 @@ def _index_here(location, requested, shard, args):
                 raise ValueError("--shard splits folders; import a catalogue in one run")
             summary = import_catalog(args.catalog, index, encoder, batch_size=args.batch_size,
                                      workers=args.workers, progress=progress)
+        elif args.ray:
+            from indexer.ray_runner import index_on_ray
+
+            summary = index_on_ray(args.paths, index, encoder, location, args.ray,
+                                   batch_size=args.batch_size, shard=shard,
+                                   gpus_per_worker=args.gpus_per_worker,
+                                   reader=_reader(args) or None, progress=progress)
+            if not args.no_video:
+                print("note: --ray indexes pictures; videos are left as they are (index "
+                      "them without --ray)", file=sys.stderr)
         else:
             summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
                                   workers=args.workers, shard=shard, progress=progress,
