@@ -240,10 +240,9 @@ class Index:
         False keeps stored rows: a words row's id hashes its text (re-upserting a folder's
         texts was 66 of 123 ms per 32-photo upsert at 100k, bench/words.py).
 
-        Rows the collection lacks are inserted and only the others upserted: Milvus Lite
-        2.5.1's upsert slows as the collection grows (5.5k rows/s at 50k, 2.1k at 200k, and a
-        1M import that did not finish in 21 minutes), its insert does not (6k rows/s at 200k),
-        and asking which of 1,000 ids exist costs 6-20 ms."""
+        Rows the collection lacks are inserted, the others upserted: Milvus Lite 2.5.1's upsert
+        slows as the collection grows (5.5k rows/s at 50k, 2.1k at 200k, a 1M import unfinished
+        after 21 min), its insert does not (6k rows/s at 200k); asking for 1,000 ids: 6-20 ms."""
         by_id = {r["id"]: r for r in records}  # the same row twice in one call: the last wins
         records = list(by_id.values())
         texts = collection == ITEMS and self.has_words
@@ -251,8 +250,9 @@ class Index:
         with self._writing():
             for i in range(0, len(records), PAGE):
                 page = records[i:i + PAGE]
-                stored = self.client.get(collection, ids=[r["id"] for r in page],
-                                         output_fields=["id", "text"] if texts else ["id"])
+                stored = self.client.get(  # Strong: a batch redone after a crash sees the
+                    collection, ids=[r["id"] for r in page], consistency_level="Strong",
+                    output_fields=["id", "text"] if texts else ["id"])  # first try's rows
                 have = {r["id"] for r in stored}
                 replaced.update(r["text"] for r in stored if texts)
                 new = [r for r in page if r["id"] not in have]
