@@ -118,6 +118,12 @@ def _scenes(reader: Reader) -> Iterator[Scene]:
     if pic is None:
         raise BadVideo(reader.stopped or "truncated: no decodable frame")
     end = max(reader.data_end, prev[0], start)
+    if not reader.dense and end - prev[0] >= MIN_SCENE_S:
+        # the last GOP has no keyframe after it to compare with: decode it (a short clip may
+        # have one keyframe in all: VP9's default is one per 128 frames)
+        for cut, sub_pic in _cuts(reader.refine(prev[0], end), prev[1], start, None, end):
+            yield Scene(start, cut, pic)
+            start, pic = cut, sub_pic
     yield Scene(start, end, pic)
     if reader.stopped:
         raise BadVideo(reader.stopped)
@@ -132,12 +138,13 @@ def _differs(a: np.ndarray, b: np.ndarray, threshold: float, reach: int = 4) -> 
     return diff(a, b) >= threshold and moved_diff(a, b, reach) >= threshold
 
 
-def _cuts(frames, before: np.ndarray, start: float, after: np.ndarray
-          ) -> list[tuple[float, object]]:
+def _cuts(frames, before: np.ndarray, start: float, after: np.ndarray | None,
+          end: float | None = None) -> list[tuple[float, object]]:
     """Hard cuts among a span's frames: (time, picture of the shot from there when that shot
     ends inside the span, else None: the keyframe ending the span is its picture). Stops
     decoding at a cut whose frame already looks like that keyframe (`after`): on average
-    half a span is decoded for one cut inside it."""
+    half a span is decoded for one cut inside it. The video's last span (`after` None, `end`
+    the video's end) is decoded whole, and its last shot's picture comes from it too."""
     times, pics, last = [], [], start
     for ft, thumb, pic in frames:
         if pic is not None:
@@ -145,15 +152,15 @@ def _cuts(frames, before: np.ndarray, start: float, after: np.ndarray
         if ft - last >= MIN_SCENE_S and _differs(before, thumb, CUT_FRAME, reach=2):
             times.append(ft)
             last = ft
-            if not _differs(thumb, after, CUT_KEY):
+            if after is not None and not _differs(thumb, after, CUT_KEY):
                 break
         before = thumb
     out = []
     for i, cut in enumerate(times):
-        if i + 1 == len(times):
+        if i + 1 == len(times) and end is None:
             out.append((cut, None))
             break
-        middle = (cut + times[i + 1]) / 2
+        middle = (cut + (times[i + 1] if i + 1 < len(times) else end)) / 2
         # pictures are kept every REP_STEP_S < MIN_SCENE_S: the shot has one near its middle
         out.append((cut, min(pics, key=lambda x: abs(x[0] - middle))[1]))
     return out
