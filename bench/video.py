@@ -9,8 +9,7 @@ sensor noise, muxed 20 times over into a real 1-hour file (its content repeats).
   constants in mmsearch/video.py);
 - accuracy on the unique 3 minutes: true cuts found within 0.5 s, extra boundaries;
 - a static shot (10 min, 640x360, noise): scenes per minute;
-- decode: `scenes()` over the hour (wall and CPU seconds; the keyframe pass's CPU, in its own
-  thread, vs the span decoding's; bench/video_speed.py times old vs new code with encoding);
+- decode: `scenes()` over the hour (wall and CPU seconds, keyframe pass vs refinement);
 - encode: the chosen frames through the demo model and ViT-B-32 (untrained weights: the
   speed is the architecture's), 2 threads;
 - memory: peak RSS over the idle process (model loaded) while a subprocess indexes a 2-hour
@@ -119,16 +118,9 @@ def spike_vs_decode(path: Path, plan: list[dict], rounds: int = 2) -> dict:
 
 def timed_scenes(path: Path) -> tuple[list, dict]:
     """scenes() with the time spent refining counted apart from the keyframe pass."""
-    spent = {"refine_s": 0.0, "key_cpu_s": 0.0}
+    spent = {"refine_s": 0.0}
     readers = []
-    original, init, items = video.Reader.refine, video.Reader.__init__, video.Reader.items
-
-    def keyframes(self):  # its own thread, FFmpeg's 1 thread: thread_time is all its CPU
-        t = time.thread_time()
-        try:
-            yield from items(self)
-        finally:
-            spent["key_cpu_s"] += time.thread_time() - t
+    original, init = video.Reader.refine, video.Reader.__init__
 
     def refine(self, t0, t1):  # times the decoding only, not what the caller does between
         frames = original(self, t0, t1)
@@ -146,20 +138,18 @@ def timed_scenes(path: Path) -> tuple[list, dict]:
         init(self, *a, **k)
         readers.append(self)
 
-    video.Reader.refine, video.Reader.__init__, video.Reader.items = refine, track, keyframes
+    video.Reader.refine, video.Reader.__init__ = refine, track
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         found = list(video.scenes(str(path)))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
-        video.Reader.refine, video.Reader.__init__, video.Reader.items = original, init, items
+        video.Reader.refine, video.Reader.__init__ = original, init
     r = readers[0]
     return found, {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
                    "refine_wall_s": round(spent["refine_s"], 1), "refinements": r.refinements,
                    "refined_frames": r.refined_frames, "keyframes_decoded": r.sampled,
-                   # the keyframe pass runs in a thread beside the spans: its CPU, and the rest
-                   "keyframe_pass_cpu_s": round(spent["key_cpu_s"], 1),
-                   "spans_and_logic_cpu_s": round(cpu - spent["key_cpu_s"], 1)}
+                   "keyframe_pass_wall_s": round(wall - spent["refine_s"], 1)}
 
 
 def accuracy(found: list, plan: list[dict]) -> dict:

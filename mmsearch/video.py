@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from mmsearch.video_decode import (FRAME_SIDE, KEY_AHEAD, BadVideo, Reader, ahead,  # noqa: F401
-                                   diff, duration_of, moved_diff, open_video, origin_of, picture)
+from mmsearch.video_decode import (FRAME_SIDE, BadVideo, Reader, diff, duration_of,  # noqa: F401
+                                   moved_diff, open_video, origin_of, picture)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -48,8 +48,6 @@ MIN_SCENE_S = 0.5         # no hard cut this soon after the last boundary (flash
 # SPIKE_RATIO = inf turns this off (bench/video.py compares both ways).
 SPIKE_RATIO, SPIKE_OVER_SECOND = 4.0, 2.0
 MAX_SECONDS = 12 * 3600.0  # "a container that never ends": stop reading at 12 hours
-# scenes found ahead of the caller (who encodes them meanwhile): a 448 px picture ~0.3 MB each
-SCENES_AHEAD = 32
 
 
 @dataclass(frozen=True)
@@ -80,13 +78,7 @@ def probe(path: str) -> VideoInfo:
 
 def scenes(path: str, max_seconds: float = MAX_SECONDS) -> Iterator[Scene]:
     """The video's scenes in time order, covering [0, end] without gaps; BadVideo before the
-    first scene, or after the good ones of a file cut short. `max_seconds`: stop there.
-    Three threads: the keyframe pass, the scene logic with span decoding, and the caller's
-    (who may encode scenes while the next ones are found); the scenes are the same."""
-    yield from ahead(lambda: _found(path, max_seconds), SCENES_AHEAD, "mmsearch-scenes")
-
-
-def _found(path: str, max_seconds: float) -> Iterator[Scene]:
+    first scene, or after the good ones of a file cut short. `max_seconds`: stop there."""
     reader = Reader(path, max_seconds)
     try:
         yield from _scenes(reader)
@@ -95,28 +87,20 @@ def _found(path: str, max_seconds: float) -> Iterator[Scene]:
 
 
 def _scenes(reader: Reader) -> Iterator[Scene]:
-    keyframes = ahead(reader.items, KEY_AHEAD, "mmsearch-keyframes")
-    try:
-        yield from _walk(reader, keyframes)
-    finally:
-        keyframes.close()  # the keyframe pass stops before the reader is closed
-
-
-def _walk(reader: Reader, keyframes) -> Iterator[Scene]:
     start, anchor, pic = 0.0, None, None      # the open scene: start, its thumbnail, picture
     prev = None                               # (time, thumbnail) of the last keyframe
-    for t, thumb, frame, dense, sizes in keyframes:
+    for t, thumb, frame in reader.keyframes():
         if prev is None:
             anchor, pic, prev = thumb, picture(frame, sar=reader.sar), (t, thumb)
             continue
         cuts = []
         if _differs(prev[1], thumb, CUT_KEY):
-            at = None if dense else reader.spike(prev[0], t, sizes, SPIKE_RATIO,
-                                                   SPIKE_OVER_SECOND)
+            at = None if reader.dense else reader.spike(prev[0], t, SPIKE_RATIO,
+                                                          SPIKE_OVER_SECOND)
             if at is not None:
                 cuts = [(at, None)] if at - start >= MIN_SCENE_S else []
             else:
-                span = ([(prev[0], prev[1], None), (t, thumb, None)] if dense
+                span = ([(prev[0], prev[1], None), (t, thumb, None)] if reader.dense
                         else reader.refine(prev[0], t))
                 cuts = _cuts(span, prev[1], start, thumb)
         for cut, sub_pic in cuts:

@@ -1,8 +1,7 @@
 """Decoding for mmsearch.video: opening a file safely, thumbnails, pictures, the passes.
 
 The keyframe pass reads every packet but decodes keyframes only (`skip_frame="NONKEY"`, and
-only keyframe packets are sent); a second handle decodes a span in full when asked. `ahead`
-runs a pass in a thread of its own (mmsearch.video runs the keyframe pass beside the spans). Each
+only keyframe packets are sent); a second handle decodes a span in full when asked. Each
 sampled frame becomes a 32x18 colour thumbnail scaled by FFmpeg's swscale (0.9 ms at 1080p;
 PIL's resize of the same frame takes 76 ms, measured here). Nothing imports av at import.
 """
@@ -10,9 +9,8 @@ PIL's resize of the same frame takes 76 ms, measured here). Nothing imports av a
 from __future__ import annotations
 
 import os
-import queue
-import threading
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections import deque
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -24,16 +22,10 @@ FRAME_SIDE = 448          # long side of Scene.frame: CLIP models take 224-384 p
 # px/frame, keyframes 1.5 s apart) 64x36 with shifts up to 4 px kept shots <= 7.0 and cuts
 # >= 17.4 apart; 32x18 (shifts <= 2) overlapped: shots up to 14.9, cuts from 16.4
 THUMB = (64, 36)
-# FFmpeg threads per decoder. The keyframe pass runs in a Python thread of its own beside the
-# span decoding (PyAV decodes and scales without the GIL). On the bench's 3 minutes (two
-# interleaved rounds, load 2-6 on 2 cores): span decoding took 8.4-8.5 s CPU with 1 thread,
-# 8.9-9.2 with 2 frame threads, 9.3 with 4; the keyframe pass 3.8-4.2 s whatever the count,
-# so 1 there. With 1 span thread too, the spans alone were the critical path (wall 1.05-1.23x
-# the old 4+4 threads); with 2: 0.67-0.86x at 0.94-1.07x the CPU (bench/video_speed.py).
-# skip_frame="NONREF" saved nothing (no B-frames: every P-frame is a reference), nor did
-# skip_loop_filter on the keyframe pass (I-frames: entropy decoding dominates)
-THREADS, KEY_THREADS, SPAN_THREADS = "FRAME", 1, 2
-KEY_AHEAD = 8             # keyframes decoded ahead of the scene logic (a 1080p frame ~3 MB)
+# FFmpeg frame threads: 0.76-0.89x the wall time of PyAV's default (slice threads, which
+# x264's one-slice frames cannot use) at the same CPU time, on the bench's 3 minutes (two
+# interleaved rounds, load 3.6-11 on 2 cores); capped: each thread holds frames (memory)
+THREADS, THREAD_COUNT = "FRAME", min(4, os.cpu_count() or 1)
 MIN_STEP_S = 0.5          # keyframes closer than this to the last one are not decoded
 MAX_GAP_S = 10.0          # keyframes rarer than this (on average): decode every frame
 REP_STEP_S = 0.2          # while refining, keep a picture this often (for shots inside a GOP)
@@ -169,7 +161,7 @@ class Reader:
     def __init__(self, path: str, max_seconds: float):
         self.path, self.max_seconds = path, max_seconds
         self.container, self.stream = open_video(path)
-        self._threads(self.stream, KEY_THREADS)
+        self._threads(self.stream)
         self.origin = origin_of(self.stream)
         self.sar = self.stream.sample_aspect_ratio  # anamorphic pixels (DV, some TV)
         self.duration = duration_of(self.container, self.stream)
@@ -177,15 +169,15 @@ class Reader:
         self.stopped = ""        # why reading stopped early ("" = the file's end)
         self._span = None        # (container, stream) for refine(), opened when first needed
         self.dense = False       # every frame is sampled (no refinement needed)
+        # (time, size) of recent non-key packets, for spike(): two gaps' worth at most
+        self.sizes: deque = deque(maxlen=int(2 * MAX_GAP_S * MAX_PACKETS_PER_S))
         self.packets = self.keys = 0
         self.refinements = self.refined_frames = self.sampled = 0  # what refine() cost (bench/video.py)
 
     @staticmethod
-    def _threads(stream, count: int) -> None:
-        if THREADS and count > 1:
-            stream.thread_type, stream.thread_count = THREADS, count
-        else:
-            stream.thread_count = 1
+    def _threads(stream) -> None:
+        if THREADS:
+            stream.thread_type, stream.thread_count = THREADS, THREAD_COUNT
 
     def close(self) -> None:
         self.container.close()
@@ -206,13 +198,6 @@ class Reader:
     def keyframes(self) -> Iterator[tuple[float, np.ndarray, object]]:
         """(time, thumbnail, frame) for keyframes at least MIN_STEP_S apart, in time order;
         every frame (self.dense) when keyframes are rarer than MAX_GAP_S or never flagged."""
-        for t, small, frame, _, _ in self.items():
-            yield t, small, frame
-
-    def items(self) -> Iterator[tuple[float, np.ndarray, object, bool, list]]:
-        """keyframes() with, for each, whether it is the dense pass and the (time, size) of the
-        non-key packets read since the one before (for spike()): all a consumer in another
-        thread needs, as the pass's own attributes move on ahead of it."""
         self.dense = self._sparse()
         found = False
         for item in self._pass():
@@ -228,7 +213,6 @@ class Reader:
         # keyframes only: belt and braces, as only keyframe packets are sent
         stream.codec_context.skip_frame = "DEFAULT" if dense else "NONKEY"
         tb, last, self.packets, self.keys = stream.time_base, -1e9, 0, 0
-        sizes: list = []
         demux = self.container.demux(stream)
         while True:
             try:
@@ -248,7 +232,7 @@ class Reader:
             if t is not None and packet.size:
                 self.data_end = max(self.data_end, end)
                 if not packet.is_keyframe:
-                    sizes.append((t, packet.size))
+                    self.sizes.append((t, packet.size))
             if packet.size and not dense and not (
                     packet.is_keyframe and (t is None or t - last >= MIN_STEP_S)):
                 continue
@@ -262,18 +246,16 @@ class Reader:
                     continue
                 last = ft
                 self.sampled += 1
-                yield ft, thumb(frame), frame, dense, sizes
-                sizes = []
+                yield ft, thumb(frame), frame
 
-    def spike(self, t0: float, t1: float, sizes: list, ratio: float, over_second: float
-              ) -> float | None:
+    def spike(self, t0: float, t1: float, ratio: float, over_second: float) -> float | None:
         """The time of the one packet in (t0, t1) far bigger than the others, if there is one:
         an encoder codes the first frame after a cut mostly anew. Cheap: no decoding. Not
         with B-frames: there the big packet is the next P-frame, up to 0.4 s after the cut
         (x265's default 4 B-frames at 10 fps, measured), so the span is decoded instead."""
         if self.stream.codec_context.has_b_frames:
             return None
-        span = [(size, t) for t, size in sizes if t0 < t < t1]
+        span = [(size, t) for t, size in self.sizes if t0 < t < t1]
         if len(span) < 3:
             return None
         span.sort()
@@ -290,7 +272,7 @@ class Reader:
             # no deblocking, non-spec speed-ups: -15% CPU per frame here (bench footage), and
             # a thumbnail does not see the difference
             self._span[1].codec_context.options = {"skip_loop_filter": "all", "flags2": "+fast"}
-            self._threads(self._span[1], SPAN_THREADS)
+            self._threads(self._span[1])
         container, stream = self._span
         tb = stream.time_base
         next_pic = -1.0
@@ -310,50 +292,3 @@ class Reader:
                 yield ft, thumb(frame), pic
         except av.FFmpegError:
             pass  # what decoded is still good; the keyframe pass decides what is truncated
-
-
-def ahead(make: Callable[[], Iterator], size: int, name: str = "mmsearch-ahead") -> Iterator:
-    """make()'s items, produced in a thread up to `size` ahead of the consumer, in the same
-    order; its exception is raised where it came, after the items before it. Closing this
-    generator stops the thread (its iterator closed, so its finally blocks run) and waits."""
-    q: queue.Queue = queue.Queue(size)
-    stop = threading.Event()
-
-    def put(entry) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def run() -> None:
-        try:
-            items = make()
-            try:
-                for item in items:
-                    if not put((True, item)):
-                        return
-            finally:
-                close = getattr(items, "close", None)
-                if close:
-                    close()
-            put((False, None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer's thread
-            put((False, e))
-
-    worker = threading.Thread(target=run, name=name, daemon=True)
-    worker.start()
-    try:
-        while True:
-            more, item = q.get()
-            if more:
-                yield item
-            elif item is None:
-                return
-            else:
-                raise item
-    finally:
-        stop.set()
-        worker.join()

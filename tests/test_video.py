@@ -229,17 +229,3 @@ def test_a_bad_video_is_one_line_reason(tmp_path, kind):
             call(*args)
         assert str(caught.value) == reason
         assert "\n" not in str(caught.value) and str(path) not in str(caught.value)
-
-
-def test_leaving_scenes_early_stops_its_threads(three_shots, monkeypatch):
-    import threading
-
-    path, _, _ = three_shots
-    # one scene ahead: with 3 scenes the producer must still be waiting after the first
-    monkeypatch.setattr(video, "SCENES_AHEAD", 1)
-    monkeypatch.setattr(video, "KEY_AHEAD", 1)
-    found = video.scenes(str(path))
-    next(found)
-    assert any(t.name.startswith("mmsearch-") for t in threading.enumerate())
-    found.close()
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("mmsearch-")]
