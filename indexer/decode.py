@@ -55,6 +55,17 @@ def read_words(picture: Picture, reader, small, data: bytes) -> None:
         picture.ocr_error = f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+def read_failure(exc: OSError) -> BadPicture:
+    """A file that could not be read, as one line (pictures and videos alike)."""
+    if isinstance(exc, FileNotFoundError):
+        return BadPicture("vanished while indexing")
+    if isinstance(exc, PermissionError):
+        return BadPicture("unreadable: permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return BadPicture("is a folder, not a picture")
+    return BadPicture(f"unreadable: {exc.strerror or exc}")
+
+
 def read_picture(path: str, preprocess: Callable, draft_size: int,
                  known_hash: str | None = None, reader=None, words_known: bool = True) -> Picture:
     """Decode and preprocess `path`. If its content hash equals `known_hash`, skip decoding
@@ -66,14 +77,8 @@ def read_picture(path: str, preprocess: Callable, draft_size: int,
             raise BadPicture("not a regular file")
         with open(path, "rb") as f:
             data = f.read()
-    except FileNotFoundError:
-        raise BadPicture("vanished while indexing") from None
-    except PermissionError:
-        raise BadPicture("unreadable: permission denied") from None
-    except IsADirectoryError:
-        raise BadPicture("is a folder, not a picture") from None
     except OSError as exc:
-        raise BadPicture(f"unreadable: {exc.strerror or exc}") from None
+        raise read_failure(exc) from None
     if not data:
         raise BadPicture("empty file")
     digest = content_hash(data)

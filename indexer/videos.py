@@ -29,7 +29,7 @@ import stat
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from indexer.decode import Picture
+from indexer.decode import Picture, read_failure
 from indexer.runner import Job, Plan
 from indexer.walk import find_videos
 from mmsearch.config import Shard
@@ -106,12 +106,8 @@ def file_hash(path: str) -> tuple[os.stat_result, str]:
         with open(path, "rb") as f:
             while chunk := f.read(HASH_CHUNK):
                 digest.update(chunk)
-    except FileNotFoundError:
-        raise BadPicture("vanished while indexing") from None
-    except PermissionError:
-        raise BadPicture("unreadable: permission denied") from None
     except OSError as exc:
-        raise BadPicture(f"unreadable: {exc.strerror or exc}") from None
+        raise read_failure(exc) from None
     return st, digest.hexdigest()
 
 
