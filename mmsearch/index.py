@@ -1,11 +1,9 @@
 """The Index: items (mmsearch.items) in one Milvus collection, embedded or on a server.
 
 The same pymilvus code serves an embedded Milvus Lite index (`--db PATH`) and a Milvus server
-(`--uri http://host:19530`): only the MilvusClient's URI differs (`mmsearch.engine` connects
-and knows the engines). Every kind of index (a folder's photos, a product catalogue) stores
-the same item rows (`mmsearch.items` holds the schema), so every method here serves every
-kind. The model that made the vectors is recorded beside them, with the index's kind, so later
-runs use it and a different model is refused instead of silently mixing two vector spaces.
+(`--uri http://host:19530`): only the URI differs. Every kind of index stores the same item
+rows (`mmsearch.items`: the schema), so every method serves every kind. The model that made
+the vectors is recorded: a different one is refused, never mixing two vector spaces.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from mmsearch import coarse, lite
+from mmsearch import coarse, lite, moments
 from mmsearch.coarse import CODE_FIELD, HALF_FIELD
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, searching,
@@ -312,8 +310,8 @@ class Index:
             found.update((r["key"], r) for r in rows)
         return found
 
-    def count(self) -> int:
-        res = self.client.query(self.COLLECTION, filter="", output_fields=["count(*)"])
+    def count(self, filter: str = "") -> int:
+        res = self.client.query(self.COLLECTION, filter=filter, output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
     # -- search --------------------------------------------------------------------------
@@ -397,4 +395,6 @@ class Index:
                  "last_indexed": self.last_indexed, "disk_bytes": _disk_bytes(self.location)}
         if self.kind == "catalog":
             stats |= {"items": count, "catalogs": self.catalogs}
+        else:  # a video's scenes are items too: pictures, videos and scenes apart
+            stats |= moments.media_counts(self.count, count)
         return stats

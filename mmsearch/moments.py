@@ -27,6 +27,14 @@ MOMENTS = 3        # further moments given with a video result
 STRONG = 0.9       # a further moment scores at least this share of the video's best scene
 
 
+def media_counts(count: Callable[[str], int], items: int) -> dict:
+    """A folder index's `stats`: its pictures, its whole videos and their scenes, from
+    `count(filter)` (the last scene of a video written whole holds `scenes`)."""
+    scenes = count(IS_SCENE) if items else 0
+    return {"images": items - scenes, "videos": count(f'fields["{SCENES}"] > 0') if scenes else 0,
+            "scenes": scenes}
+
+
 def scene_key(path: str, start: float) -> str:
     return f"{path}#t={start:.2f}"
 

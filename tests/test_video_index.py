@@ -102,6 +102,9 @@ def test_scenes_become_items_with_their_times(library, make_index, encoder):
     assert rows[-1]["fields"]["end"] == pytest.approx(6.0, abs=0.5)
     assert [r["fields"].get("scenes") for r in rows] == [None, None, 3]  # the mark, last
     assert index.count() == 3 + 2 + 3
+    # `mmsearch stats` says pictures, videos and scenes apart (scenes are items too)
+    assert {k: index.stats()[k] for k in ("images", "videos", "scenes")} == \
+        {"images": 3, "videos": 2, "scenes": 5}
 
 
 def test_a_query_finds_the_video_at_the_right_moment(library, make_index, encoder):

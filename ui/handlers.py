@@ -65,7 +65,8 @@ def stats_markdown(searcher) -> str:
     listed = ", ".join(f"`{r}`" for r in sources) or "none yet"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["last_indexed"])) \
         if s["last_indexed"] else "never"
-    return (f"**{s['images']}** {'products' if catalog else 'pictures'} · model "
+    videos = f" · **{s['videos']}** videos ({s['scenes']} scenes)" if s.get("videos") else ""
+    return (f"**{s['images']}** {'products' if catalog else 'pictures'}{videos} · model "
             f"**{s['model']}** · {human_bytes(s['disk_bytes'])} on disk · last indexed {when}  \n"
             f"index `{s['location']}` · {'catalogues' if catalog else 'folders'}: {listed}")
 

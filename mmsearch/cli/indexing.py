@@ -221,6 +221,8 @@ def cmd_stats(args) -> int:
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
     else:
-        print(f"images:   {stats['images']}\nmodel:    {stats['model']}\n"
+        videos = f"\nvideos:   {stats['videos']} ({stats['scenes']} scenes)" \
+            if stats.get("videos") else ""
+        print(f"images:   {stats['images']}{videos}\nmodel:    {stats['model']}\n"
               f"location: {stats['location']}\nfolders:  {', '.join(stats['roots']) or '-'}")
     return 0
