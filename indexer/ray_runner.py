@@ -44,6 +44,14 @@ from mmsearch.items import item_id
 WINDOW = 10_000
 
 
+def refuse_embedded(location: IndexLocation) -> None:
+    """The one-line refusal of an embedded index for a cluster run."""
+    if location.is_embedded:
+        raise ValueError("--ray writes from every node into one index: give a Milvus server "
+                         "or cluster with --uri (workers on other machines cannot write into "
+                         "a local --db)")
+
+
 def connect(address: str):
     """ray.init against an existing cluster (`auto`, `host:port`, `ray://host:port`), quietly;
     a one-line ValueError when Ray is missing or the cluster is not there."""
@@ -132,10 +140,7 @@ def index_on_ray(paths: Iterable[str], index: Index, encoder: Encoder, location:
                  shard: Shard = Shard(), reader=None, progress: bool = True,
                  window: int = WINDOW) -> Summary:
     """`indexer.pipeline.index_paths` on a Ray cluster: same plan, same items, same Summary."""
-    if location.is_embedded:
-        raise ValueError("--ray writes from every node into one index: give a Milvus server "
-                         "or cluster with --uri (workers on other machines cannot write into "
-                         "a local --db)")
+    refuse_embedded(location)
     # Ray's driver prints cluster events to stdout (a node that died: "(raylet) Raylet is
     # terminated ..." and its log's last lines), where --json's summary alone must go
     with contextlib.redirect_stdout(sys.stderr):

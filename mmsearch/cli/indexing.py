@@ -50,10 +50,9 @@ def _check_ray(location, args) -> None:
     """--ray's refusals, before any work: one line each."""
     if args.catalog:
         raise ValueError("--ray indexes folders; import a catalogue without --ray")
-    if location.is_embedded:
-        raise ValueError("--ray writes from every node into one index: give a Milvus server "
-                         "or cluster with --uri (workers on other machines cannot write into "
-                         "a local --db)")
+    from indexer.ray_runner import refuse_embedded  # Ray itself is imported only by a run
+
+    refuse_embedded(location)
     if args.gpus_per_worker < 0:
         raise ValueError(f"--gpus-per-worker takes a number >= 0, not {args.gpus_per_worker:g}")
 
