@@ -38,7 +38,7 @@ def at(hit: Hit) -> str:
     """" @ 1:05" for a video's moment, else ""."""
     from mmsearch.moments import clock
 
-    return f" @ {clock(hit.time)}" if getattr(hit, "time", None) is not None else ""
+    return f" @ {clock(hit.time)}" if hit.time is not None else ""
 
 
 def why(hit: Hit) -> str:
@@ -121,7 +121,7 @@ class AppHandlers:
         caption = caption or self.result_caption
         items, keys = [], []
         for r in results:
-            preview = self.thumbs.ensure(r.path, r.hash, getattr(r, "time", None))
+            preview = self.thumbs.ensure(r.path, r.hash, r.time)
             if preview is not None:  # deleted or broken since indexing: leave it out
                 items.append((str(preview), caption(r)))
                 keys.append(r.key)
