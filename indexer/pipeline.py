@@ -24,12 +24,12 @@ import numpy as np
 
 from indexer.decode import Picture, read_facts, read_for_words, read_picture
 from indexer.runner import Job, Plan, Summary, run
-from indexer.videos import SceneStream, VideoWork, finish, is_scene, open_video, plan_videos
+from indexer.videos import SceneStream, VideoWork, finish, open_video, plan_videos
 from indexer.walk import find_pictures, roots_of, would_find
 from mmsearch.config import Shard
 from mmsearch.encoder import Encoder
 from mmsearch.images import BadPicture, enable_heif
-from mmsearch.filters import under_folder
+from mmsearch.filters import MEDIA, VIDEO, is_scene, under_folder
 from mmsearch.index import IMAGE_VECTOR, Index
 from mmsearch.items import Item, item_id
 from mmsearch.photo_text import SIGNALS_VERSION, photo_fields
@@ -230,7 +230,7 @@ class FolderImport:
     def _item(self, p: Picture, vector: np.ndarray) -> Item:
         fields = photo_fields(p.path, self.root_of(p.path), p.camera, p.gps)
         if p.scene is not None:  # a video's scene (the item shape: indexer.videos)
-            fields |= {"media": "video", **{k: v for k, v in p.scene.items() if k != "key"}}
+            fields |= {MEDIA: VIDEO, **{k: v for k, v in p.scene.items() if k != "key"}}
         if p.words is not None:  # read (this run or an earlier one), even if none was found
             fields[OCR_DONE] = 1
             if p.words:

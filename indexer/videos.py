@@ -23,7 +23,6 @@ scenes; a bad one is one line of the summary and loses only its own.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -33,16 +32,10 @@ from indexer.decode import Picture, read_failure
 from indexer.runner import Job, Plan
 from indexer.walk import find_videos
 from mmsearch.config import Shard
-from mmsearch.filters import quote, under_folder
+from mmsearch.filters import IS_SCENE, quote, under_folder
 from mmsearch.images import BadPicture
-from mmsearch.items import item_id
-from mmsearch.moments import END, IS_SCENE, MEDIA, SCENES, TIME, VIDEO, scene_key
-
-HASH_CHUNK = 1 << 20
-
-
-def is_scene(row: dict) -> bool:
-    return (row.get("fields") or {}).get(MEDIA) == VIDEO
+from mmsearch.items import file_content_hash, item_id
+from mmsearch.moments import END, SCENES, TIME, scene_key
 
 
 @dataclass(frozen=True)
@@ -96,19 +89,16 @@ def plan_videos(roots: list[str], index, shard: Shard = Shard()) -> Plan:
 
 
 def file_hash(path: str) -> tuple[os.stat_result, str]:
-    """The file's stat and content hash (mmsearch.items.content_hash of its bytes, read a
-    chunk at a time: a video may be larger than memory)."""
+    """The file's stat and content hash (mmsearch.items.file_content_hash)."""
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
             raise BadPicture("not a regular file")
-        digest = hashlib.blake2b(digest_size=16)
         with open(path, "rb") as f:
-            while chunk := f.read(HASH_CHUNK):
-                digest.update(chunk)
+            digest = file_content_hash(f)
     except OSError as exc:
         raise read_failure(exc) from None
-    return st, digest.hexdigest()
+    return st, digest
 
 
 class SceneStream:

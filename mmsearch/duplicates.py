@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmsearch.config import DEMO_MODEL, ModelSpec
+from mmsearch.filters import is_scene
 from mmsearch.index import IMAGE_VECTOR, PAGE, Index
 
 # immich's default (cosine distance 0.01) for real CLIP models. The embedded demo model sees
@@ -83,7 +84,7 @@ def find_duplicates(index: Index, threshold: float | None = None,
     def link(rows: list[dict]) -> None:
         results = index.search_many([r[IMAGE_VECTOR] for r in rows], NEIGHBOURS, filter)
         for row, hits in zip(rows, results):
-            video = (row.get("fields") or {}).get("media") == "video"
+            video = is_scene(row)
             for hit in hits:
                 if hit.score < threshold or hit.path == row["path"]:
                     continue
@@ -94,7 +95,7 @@ def find_duplicates(index: Index, threshold: float | None = None,
 
     for row in index.iter_rows(("key", "path", "hash", "fields", IMAGE_VECTOR), filter):
         first_key.setdefault(row["path"], row["key"])
-        if (row.get("fields") or {}).get("media") == "video":
+        if is_scene(row):
             scenes[row["path"]] = scenes.get(row["path"], 0) + 1
         first = by_hash.setdefault(row["hash"], row["path"])
         if first != row["path"]:

@@ -16,7 +16,15 @@ ORIENTATIONS = ("landscape", "portrait", "square")
 TYPES = ("picture", "video")
 # A video's scenes are items with fields["media"] == "video" (indexer.videos). `!=` is true
 # where the key is missing in Milvus Lite 2.5.1 (measured), so it selects every picture.
-IS_SCENE, NOT_SCENE = 'fields["media"] == "video"', 'fields["media"] != "video"'
+MEDIA, VIDEO = "media", "video"
+IS_SCENE, NOT_SCENE = f'fields["{MEDIA}"] == "{VIDEO}"', f'fields["{MEDIA}"] != "{VIDEO}"'
+
+
+def is_scene(row: dict) -> bool:
+    """Whether a stored row (with its `fields`) is a video's scene: IS_SCENE, in Python."""
+    return (row.get("fields") or {}).get(MEDIA) == VIDEO
+
+
 _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mmsearch.filters import is_scene
+
 # What a search returns of each hit.
 OUTPUT = ["key", "path", "title", "fields", "hash", "taken"]
 
@@ -50,7 +52,7 @@ class Hit:
     @classmethod
     def of(cls, entity: dict, score: float) -> "Hit":
         fields = entity.get("fields") or {}
-        scene = fields.get("media") == "video"  # a video's scene (indexer.videos)
+        scene = is_scene(entity)  # a video's scene (indexer.videos)
         return cls(entity.get("path", ""), float(score), entity.get("key", ""),
                    entity.get("title", ""), fields, entity.get("hash", ""),
                    taken=float(entity.get("taken") or 0.0),

@@ -52,6 +52,15 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def file_content_hash(f, chunk: int = 1 << 20) -> str:
+    """`content_hash` of an open file's bytes from where it stands, read a chunk at a time
+    (a video may be larger than memory)."""
+    digest = hashlib.blake2b(digest_size=16)
+    while data := f.read(chunk):
+        digest.update(data)
+    return digest.hexdigest()
+
+
 def item_text(title: str, description: str, fields: dict) -> str:
     """What BM25 indexes: title, description and the text fields (brand, category, ...), so a
     brand that no picture shows is still found."""

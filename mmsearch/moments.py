@@ -20,7 +20,7 @@ from typing import Callable
 from mmsearch.filters import IS_SCENE, quote
 from mmsearch.hits import Hit
 
-MEDIA, VIDEO, TIME, END, SCENES = "media", "video", "time", "end", "scenes"
+TIME, END, SCENES = "time", "end", "scenes"
 OVERFETCH = 5
 MAX_CANDIDATES = 16384  # Milvus's largest limit
 MOMENTS = 3        # further moments given with a video result
@@ -61,11 +61,11 @@ def clock(seconds: float) -> str:
 
 
 def resolve(index, key: str) -> str:
-    """The stored key a find-similar starts from: `key` itself when it is stored, else the
+    """The stored key a find-similar starts from, for a `key` that is not stored itself: the
     scene of `path@m:ss` (or of a scene key that is not stored) playing at that time, else
     the first scene of a video given by its path alone; otherwise `key` unchanged (the
-    caller says it is not in the index)."""
-    if not key or index.get([key], ()):
+    caller says it is not in the index). Callers have looked `key` up already."""
+    if not key:
         return key
     moment = parse_moment(key) or (key, 0.0)
     path, at = moment

@@ -11,7 +11,6 @@ indexing, gets no preview. A video's scene gets its frame at the scene's start
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import stat
@@ -23,7 +22,7 @@ from PIL import Image, ImageOps
 
 from mmsearch.config import IndexLocation, data_home
 from mmsearch.images import formats, to_rgb
-from mmsearch.items import content_hash
+from mmsearch.items import content_hash, file_content_hash
 
 PREVIEW_SIZE = 384
 
@@ -87,10 +86,7 @@ class Thumbnails:
         if f is None:
             return None
         with f:
-            digest_now = hashlib.blake2b(digest_size=16)
-            while chunk := f.read(1 << 20):
-                digest_now.update(chunk)
-            if digest_now.hexdigest() != digest:
+            if file_content_hash(f) != digest:
                 return None
             f.seek(0)  # where /dev/fd/N shares this file's offset (macOS), start at the start
             by_fd = f"/dev/fd/{f.fileno()}"
@@ -111,23 +107,25 @@ class Thumbnails:
         return data if content_hash(data) == expected_hash else None
 
     def _indexed_file(self, source: str):
-        """The file opened for reading if it is a regular file inside a root, else None."""
-        real = os.path.realpath(source)
-        inside = False
-        for root in self.roots():
-            root = os.path.realpath(root)
-            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
-                inside = True
-                break
-        if not inside:
-            return None
-        try:
-            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-                         | getattr(os, "O_NONBLOCK", 0))
-        except OSError:
-            return None
-        f = os.fdopen(fd, "rb")
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            f.close()
-            return None
-        return f
+        return open_inside(source, self.roots())
+
+
+def open_inside(source: str, roots: Iterable[str]):
+    """`source` opened for reading if it resolves to a regular file inside one of `roots`,
+    else None: what previews and the app's video route serve from. Opened by its resolved
+    path without following a link there and checked as opened (a swap in between is not
+    served)."""
+    real = os.path.realpath(source)
+    if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep)
+               for r in map(os.path.realpath, roots)):
+        return None
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        return None
+    return f

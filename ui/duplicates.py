@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import gradio as gr
 
+from mmsearch.filters import is_scene
 from mmsearch.moments import resolve
 from ui.handlers import MAX_GROUPS, Handlers, human_bytes
 
@@ -52,9 +53,8 @@ def groups_html(h: Handlers, found: list[list[dict]] | None) -> str:
         copies = []
         for m in group:
             row = rows.get(m["file"])
-            preview = h.thumbs.ensure(m["file"], row["hash"], (row.get("fields") or {}).get(
-                "time") if (row.get("fields") or {}).get("media") == "video" else None) \
-                if row else None
+            preview = h.thumbs.ensure(m["file"], row["hash"], row["fields"].get("time")
+                                      if is_scene(row) else None) if row else None
             copies.append(copy_card(m, row, str(preview) if preview else None))
         cards.append(f'<section class="dup-group"><h3>Group {n} · {len(group)} pictures</h3>'
                      f'<div class="dup-copies">{"".join(copies)}</div></section>')

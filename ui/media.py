@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import html
 import os
-import stat
 from urllib.parse import quote
 
+from mmsearch.filters import is_scene
 from mmsearch.moments import clock
+from mmsearch.thumbnails import open_inside
 
 ROUTE = "/media/video"
 TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime",
@@ -32,23 +33,16 @@ def playable(index, key: str) -> tuple[str, dict] | None:
     if not key or len(key) > 4096:
         return None
     row = index.get([key], ("size", "mtime", "fields")).get(key)
-    if row is None or (row.get("fields") or {}).get("media") != "video":
+    if row is None or not is_scene(row):
         return None
-    real = os.path.realpath(row["path"])
-    roots = [os.path.realpath(r) for r in index.roots]
-    if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+    f = open_inside(row["path"], index.roots)
+    if f is None:
         return None
-    try:
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+    with f:
+        st = os.fstat(f.fileno())
+    if st.st_size != row["size"] or st.st_mtime != row["mtime"]:
         return None
-    try:
-        st = os.fstat(fd)
-    finally:
-        os.close(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_size != row["size"] or st.st_mtime != row["mtime"]:
-        return None
-    return real, row
+    return os.path.realpath(row["path"]), row
 
 
 def video_route(index_of):
