@@ -12,14 +12,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from mmsearch.config import DEMO_MODEL, DEMO_MODEL_DIR, RANDOM_WEIGHTS, ModelSpec
+from mmsearch.errors import ModelLoadError
 
 DEMO_CONFIG = DEMO_MODEL_DIR / "mmsearch-demo.json"
 DEMO_WEIGHTS = DEMO_MODEL_DIR / "mmsearch-demo.pt"
 DEMO_ARCH = "mmsearch-demo"
-
-
-class ModelLoadError(RuntimeError):
-    """The model could not be loaded; the message says why and what to do."""
 
 
 def _open_clip():

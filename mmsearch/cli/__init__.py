@@ -26,13 +26,11 @@ COMMANDS = {"index": cmd_index, "search": cmd_search, "duplicates": cmd_duplicat
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from mmsearch.encoder import ModelLoadError
-    from mmsearch.engine import IndexProblem
-    from mmsearch.search import QueryError
+    from mmsearch.errors import IndexProblem, ModelLoadError  # a QueryError is a ValueError
 
     try:
         return COMMANDS[args.command](args)
-    except (IndexProblem, ModelLoadError, QueryError, ValueError) as exc:
+    except (IndexProblem, ModelLoadError, ValueError) as exc:
         print(f"mmsearch: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
