@@ -68,16 +68,27 @@ def start_early(location: IndexLocation) -> None:
     to open it (a cold `mmsearch search`): Milvus Lite 2.5.1 waits a fixed 0.5 s for its child
     engine, which then passes while pymilvus is imported (0.5 s). `engine.connect` waits for
     this start and uses that engine; on a missing, read-only or busy index nothing starts
-    (nor for a bad name: the engine refuses it), and `connect` says what is wrong, once."""
+    (nor for a bad name: the engine refuses it), and `connect` says what is wrong, once.
+
+    What the start needs is imported here, before the thread: it imports nothing itself. Two
+    threads importing at once can each hold a module the other needs, and CPython then hands
+    one of them a partly initialised module (a cold search failed once in ~30 on numpy's
+    "partially initialized module" while a thread imported onnxruntime beside pymilvus)."""
     db = location.db
     key = str(db.absolute().resolve()) if location.is_embedded else ""
+    with _OPEN_LOCK:
+        if not key or key in _STARTING or _OPEN.get(key):
+            return
+    if embedded_engine() != "file":
+        return
+    import fcntl  # noqa: F401 - embedded_in_use's, imported before the thread
+
+    from milvus_lite.server_manager import server_manager_instance
 
     def start() -> None:
         try:
-            if embedded_engine() == "file" and db.is_file() and os.access(db, os.W_OK) and \
-                    os.access(db.parent, os.W_OK) and not embedded_in_use(db):
-                from milvus_lite.server_manager import server_manager_instance
-
+            if db.is_file() and os.access(db, os.W_OK) and os.access(db.parent, os.W_OK) \
+                    and not embedded_in_use(db):
                 if server_manager_instance.start_and_get_uri(key):
                     with _OPEN_LOCK:
                         _STARTED.add(key)  # this process holds it: no in-use check on it
@@ -85,7 +96,7 @@ def start_early(location: IndexLocation) -> None:
             pass
 
     with _OPEN_LOCK:
-        if not key or key in _STARTING or _OPEN.get(key):
+        if key in _STARTING or _OPEN.get(key):
             return
         _STARTING[key] = thread = threading.Thread(target=start, name="engine", daemon=True)
     quiet_backend_logs()

@@ -101,6 +101,12 @@ def test_real_entry_point_in_a_subprocess(folder, tmp_path):
     assert done.returncode == 0, done.stderr
     assert label_of(json.loads(done.stdout)[0]["path"])["class"] == "dress"
     assert "Traceback" not in done.stderr and "WARNING" not in done.stderr
+    # `mmsearch search ... | head`: the reader leaves before the table is written
+    reader_gone = subprocess.Popen([*exe, "search", "gaun", "--db", str(db)], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader_gone.stdout.close()
+    assert reader_gone.wait(timeout=300) == 0
+    assert reader_gone.stderr.read() == ""
 
 
 @pytest.mark.parametrize("argv,words", [

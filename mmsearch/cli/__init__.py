@@ -6,6 +6,7 @@ Each command module imports its heavy parts inside the command, so `mmsearch --h
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -23,6 +24,13 @@ COMMANDS = {"index": cmd_index, "search": cmd_search, "duplicates": cmd_duplicat
             "export": cmd_export, "import": cmd_import}
 
 
+# Commands that answer once and exit: no cyclic garbage collection while `run` runs them. A cold
+# search imports pymilvus, pandas, onnxruntime and scipy, whose million objects the collector
+# walks again and again; without it they import in 0.54-0.63 s of CPU instead of 0.68-0.85 s
+# (5 interleaved runs, 2 cores). What one query allocates is freed by reference counting.
+ONE_SHOT = {"search", "stats"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -37,3 +45,19 @@ def main(argv: list[str] | None = None) -> int:
         print("mmsearch: interrupted; finished batches are saved, run again to resume",
               file=sys.stderr)
         return 130
+
+
+def run() -> None:
+    """The `mmsearch` command: `main` in a process that exits after it."""
+    if sys.argv[1:2] and sys.argv[1] in ONE_SHOT:
+        gc.disable()
+    try:
+        code = main()
+    except BrokenPipeError:  # `mmsearch search ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        code = 0
+    # The interpreter's last full collection, over every object those imports made, took
+    # ~0.3 s of a cold search (CPU 1.05 -> 0.69 s with them frozen). The system frees the
+    # memory anyway; files are closed and indexes released by now.
+    gc.freeze()
+    sys.exit(code)

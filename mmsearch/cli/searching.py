@@ -86,33 +86,17 @@ def cmd_search(args) -> int:
 
 def _search_here(location, request) -> dict:
     """Open the index in this process and run the request (no resident process is up). In a
-    fresh process the embedded engine starts, and the libraries a first query imports load,
-    while pymilvus is imported: those ran one after the other before (bench/cli.py)."""
-    import threading
-
+    fresh process the embedded engine starts while pymilvus is imported: those ran one after
+    the other before (bench/cli.py)."""
     from mmsearch.lite import start_early
 
     start_early(location)
-    threading.Thread(target=_import_query_path, name="imports", daemon=True).start()
     from mmsearch.stores import open_index, searcher_for
     from mmsearch.towers import query_encoder
 
     with open_index(location) as index:
         searcher = searcher_for(index, query_encoder(index.model))  # ONNX towers: no torch
         return request.answer(searcher)
-
-
-def _import_query_path() -> None:
-    """Import what a first query imports on its way, beside the main thread's pymilvus:
-    onnxruntime (the query towers, ~0.25 s) and scipy.sparse (pymilvus checks a BM25 query
-    with it, ~0.12 s; measured on 2 cores, 300-picture index)."""
-    import importlib
-
-    for name in ("onnxruntime", "scipy.sparse", "mmsearch.bpe"):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - only a head start: the query imports it again
-            pass
 
 
 def cmd_duplicates(args) -> int:
