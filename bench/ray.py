@@ -1,6 +1,7 @@
 """Indexing on a Ray cluster vs plain `mmsearch index`, same files, same run, interleaved.
 
     python bench/ray.py [--count 240] [--rounds 3] [--model vit|demo] [--plan-sizes 20000,200000]
+                         [--skip throughput,kill,plan] [--catalog]
 
 A local Ray cluster (a head and one worker node on this machine, 1 CPU each, 200 MB object
 stores) and a fresh `mmsearch serve-index` (Milvus Lite 2.5.1's server) per run; both
@@ -10,6 +11,8 @@ Measured, each as a fresh CLI process timed end to end (start-up, model load, Ra
 and actor start included):
 
 - throughput: pictures/s of `mmsearch index DIR --uri U` and of the same with `--ray`;
+  with `--catalog`, also of `mmsearch index --catalog FILE --uri U` with and without `--ray`
+  (the same pictures as a catalogue file: each a title and its text vector too);
 - a worker node killed mid-run (its raylet, kill -9, once a third of the rows are written):
   the run must finish with the index equal to the folder and no key twice;
 - the driver's memory planning N synthetic files (empty .jpg files, a tenth of them stored
@@ -121,14 +124,14 @@ PEAK_RSS = ("import resource, sys; from mmsearch.cli import main; code = main(sy
             "sys.exit(code)")
 
 
-def index_run(folder: Path, url: str, model: list[str], ray: str | None = None,
+def index_run(target: list[str], n: int, url: str, model: list[str], ray: str | None = None,
               kill=None) -> dict:
-    """One `mmsearch index` process, timed end to end, the server's row count sampled every
-    0.25 s meanwhile; `kill()` is called once a third of the files are written."""
+    """One `mmsearch index TARGET` process (a folder, or --catalog FILE) of `n` pictures,
+    timed end to end, the server's row count sampled every 0.25 s meanwhile; `kill()` is
+    called once a third of them are written."""
     from pymilvus import MilvusClient
 
-    n = sum(1 for _ in folder.iterdir())
-    argv = [sys.executable, "-c", PEAK_RSS, "index", str(folder), "--uri", url, *model,
+    argv = [sys.executable, "-c", PEAK_RSS, "index", *target, "--uri", url, *model,
             "--no-ocr", "--json", *(["--ray", ray] if ray else [])]
     t0 = time.perf_counter()
     proc = subprocess.Popen(["nice", *argv], env=ENV, stdout=subprocess.PIPE,
@@ -170,7 +173,7 @@ def steady_rate(samples: list[tuple[float, int]], n: int) -> float | None:
     return round((hi[1] - lo[1]) / (hi[0] - lo[0]), 2)
 
 
-def throughput(tmp: Path, folder: Path, n: int, rounds: int, model: list[str]) -> dict:
+def throughput(tmp: Path, target: list[str], n: int, rounds: int, model: list[str]) -> dict:
     cluster = Cluster(tmp)
     runs: dict[str, list] = {"plain": [], "ray": []}
     try:
@@ -179,7 +182,7 @@ def throughput(tmp: Path, folder: Path, n: int, rounds: int, model: list[str]) -
             for kind in order:
                 server = Server(tmp)
                 try:
-                    got = index_run(folder, server.url, model,
+                    got = index_run(target, n, server.url, model,
                                     cluster.address if kind == "ray" else None)
                 finally:
                     server.stop()
@@ -199,7 +202,7 @@ def throughput(tmp: Path, folder: Path, n: int, rounds: int, model: list[str]) -
         xs = sorted(x for x in xs if x is not None)
         return xs[len(xs) // 2] if xs else None
 
-    return {"runs": runs, "ratios_end_to_end": ratios("img_per_s"),
+    return {"pictures": n, "runs": runs, "ratios_end_to_end": ratios("img_per_s"),
             "ratios_steady": ratios("steady_img_per_s"),
             "ratio_end_to_end_median": median(ratios("img_per_s")),
             "ratio_steady_median": median(ratios("steady_img_per_s"))}
@@ -209,7 +212,8 @@ def killed_worker(tmp: Path, folder: Path, n: int, model: list[str]) -> dict:
     cluster = Cluster(tmp)
     server = Server(tmp)
     try:
-        got = index_run(folder, server.url, model, cluster.address, kill=cluster.kill_worker)
+        got = index_run([str(folder)], n, server.url, model, cluster.address,
+                        kill=cluster.kill_worker)
         alive = cluster.worker_raylet() is None  # the raylet stayed dead: the run went on without it
         keys = server.keys()
     finally:
@@ -305,6 +309,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", choices=sorted(MODELS), default="vit")
     ap.add_argument("--plan-sizes", default="20000,200000")
     ap.add_argument("--skip", default="", help="comma-separated: throughput,kill,plan")
+    ap.add_argument("--catalog", action="store_true", help="also a catalogue round: the same "
+                    "pictures as a catalogue file (a title and a price each), `index --catalog` "
+                    "with and without --ray")
     ap.add_argument("--out", default=str(ROOT / "bench/results/ray.json"))
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -313,7 +320,7 @@ def main(argv=None) -> dict:
                     "pictures": f"{args.count} 12 MP JPEGs", "model": " ".join(MODELS[args.model])}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if not {"throughput", "kill"} <= skip:
+        if not {"throughput", "kill"} <= skip or args.catalog:
             made = make_pictures(tmp / "made", args.distinct, SIZES["12mp"])
             folder = tmp / "pictures"
             folder.mkdir()
@@ -321,7 +328,16 @@ def main(argv=None) -> dict:
                 os.link(made[i % len(made)], folder / f"photo-{i:05d}.jpg")
             model = MODELS[args.model]
         if "throughput" not in skip:
-            result["throughput"] = throughput(tmp, folder, args.count, args.rounds, model)
+            result["throughput"] = throughput(tmp, [str(folder)], args.count, args.rounds,
+                                              model)
+        if args.catalog:
+            file = tmp / "products.jsonl"
+            file.write_text("".join(json.dumps({
+                "id": f"P{i:05d}", "image": f"pictures/photo-{i:05d}.jpg", "price": i,
+                "title": f"product {i}", "description": "a photo for sale"}) + "\n"
+                for i in range(args.count)))
+            result["catalog_throughput"] = throughput(tmp, ["--catalog", str(file)], args.count,
+                                                      args.rounds, model)
         if "kill" not in skip:
             result["worker_killed"] = killed_worker(tmp, folder, args.count, model)
             assert result["worker_killed"]["rows_at_kill"] is not None, "the run ended unkilled"
@@ -330,7 +346,7 @@ def main(argv=None) -> dict:
         if "plan" not in skip:
             result["plan_memory"] = plan_memory(tmp, [int(x) for x in args.plan_sizes.split(",")])
     if skip and Path(args.out).exists():  # a partial re-run replaces only the parts it ran
-        ran = {"throughput", "worker_killed", "plan_memory"} & set(result)
+        ran = {"throughput", "catalog_throughput", "worker_killed", "plan_memory"} & set(result)
         result = {**json.loads(Path(args.out).read_text()), **{k: result[k] for k in ran}}
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     return result

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.decode import Picture, read_picture
-from indexer.runner import Job, Plan, Summary, run
+from indexer.runner import Decoding, Job, Plan, Summary, run
 from mmsearch.index import IMAGE_VECTOR, TEXT_VECTOR, Index
 from mmsearch.items import MAX_ID, Item, text_hash
 from mmsearch.encoder import Encoder
@@ -133,7 +133,7 @@ class _Change:
     new_text: bool         # the title or description changed: its text vector is encoded again
 
 
-class CatalogImport:
+class CatalogImport(Decoding):
     """The catalogue importer (see indexer.runner): the items of one catalogue file."""
 
     unit, desc = "item", "importing"
@@ -197,11 +197,17 @@ class CatalogImport:
         index.add_roots(_picture_folders([it for it in items if it.allowed]))
         return Plan(jobs, [i for i in known if i not in listed], unchanged)
 
+    def for_reading(self) -> "CatalogImport":
+        """A copy that only reads (for decode tasks on other machines): the model's
+        preprocessing and draft size, without the model or the index."""
+        copy = CatalogImport(self.source, None, self.picture_roots)
+        copy._decode = self._decoding()
+        return copy
+
     def read(self, job: Job) -> Picture:
         if not job.row.new_image:
             return Picture(job.path, 0, 0.0, job.known_hash)
-        return read_picture(job.path, self.encoder.preprocess, 2 * self.encoder.image_size,
-                            job.known_hash)
+        return read_picture(job.path, *self._decoding(), job.known_hash)
 
     def items(self, batch: list[tuple[Job, Picture]]) -> list[Item]:
         """Only the half that changed is encoded again; the other comes from the stored row."""

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from indexer.decode import Picture, read_facts, read_for_words, read_picture
-from indexer.runner import Job, Plan, Summary, run
+from indexer.runner import Decoding, Job, Plan, Summary, run
 from indexer.videos import SceneStream, VideoWork, finish, open_video, plan_videos
 from indexer.walk import find_pictures, roots_of, would_find
 from mmsearch.config import Shard
@@ -133,7 +133,7 @@ def _plan_chunk(paths: list[str], index: Index, ocr: bool) -> Plan:
     return Plan(jobs, [], unchanged)
 
 
-class FolderImport:
+class FolderImport(Decoding):
     """The folder importer (see indexer.runner): pictures under `paths`, one item each."""
 
     unit, desc = "img", "indexing"
@@ -172,11 +172,6 @@ class FolderImport:
             # reads words); this one loads it here, in this thread, before `read` runs in several
             self._decoding()
         return work
-
-    def _decoding(self) -> tuple:
-        if "_decode" not in self.__dict__:
-            self._decode = (self.encoder.preprocess, 2 * self.encoder.image_size)
-        return self._decode
 
     def for_reading(self) -> "FolderImport":
         """A copy that only reads (for decode workers on other machines): the model's

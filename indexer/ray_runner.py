@@ -1,21 +1,25 @@
-"""Index folders on a Ray cluster into a Milvus server or cluster (`mmsearch index --ray`).
+"""Index folders or a catalogue on a Ray cluster into a Milvus server or cluster
+(`mmsearch index PATH... --ray` / `mmsearch index --catalog FILE --ray`).
 
-The same importer as on one machine (indexer.pipeline.FolderImport: its plan decisions,
-`read`, `items` and `outcome`; the runner's tally, indexer.runner.count / unreadable), with the
-work spread by Ray Data:
+The same importers as on one machine (indexer.pipeline.FolderImport, indexer.catalog.
+CatalogImport: their plan decisions, `read`, `items` and `outcome`; the runner's tally,
+indexer.runner.count / unreadable), with the work spread by Ray Data. A source
+(FolderSource, CatalogSource) says how its importer plans; the pipeline is one:
 
-- the driver plans against the index, streamed a window of files at a time
-  (pipeline.plan_windows: memory stays flat at any folder size), removes what is gone and
-  draws the one progress bar;
+- the driver plans against the index (folders: streamed a window of files at a time,
+  pipeline.plan_windows, so memory stays flat at any folder size; a catalogue: as the plain
+  import plans it), removes what is gone and draws the one progress bar;
 - each window's jobs become a Dataset; decoding runs as CPU tasks (`map_batches` with a
   function: one picture at a time per task, as many tasks as the cluster has CPUs);
 - encoding and writing run in a pool of actors (`map_batches` with a class) that each open
   the index and load the model once; every batch is upserted by key (items.item_id of the
-  path), so a batch redone after a worker died replaces its rows and never duplicates them.
+  path, or of the product id), so a batch redone after a worker died replaces its rows
+  and never duplicates them.
 
 Ray retries a task whose worker died and restarts a dead actor elsewhere; a driver killed
-mid-run loses nothing written, and the next run plans only the rest. Every node must see the
-pictures at the same absolute path (one mount point) and have mmsearch installed.
+mid-run loses nothing written, and the next run plans only the rest. Every node (the driver
+too) must see the pictures at the same absolute path (one mount point) and have mmsearch
+installed.
 `ray` is imported here only, and only when a run starts (`pip install 'mmsearch[ray]'`).
 """
 
@@ -27,10 +31,11 @@ import os
 import pickle
 import sys
 import warnings
-from typing import Iterable
+from typing import Iterable, Iterator
 
+from indexer.catalog import CatalogImport
 from indexer.pipeline import FolderImport, plan_windows
-from indexer.runner import Job, Summary, count, unreadable
+from indexer.runner import Job, Plan, Summary, count, unreadable
 from indexer.walk import find_pictures
 from mmsearch.config import IndexLocation, Shard
 from mmsearch.encoder import Encoder
@@ -96,8 +101,9 @@ def encoder_slots(ray, gpus_per_worker: float) -> int | tuple[int, int]:
     return least if most == least else (least, most)
 
 
-def decode(batch: dict, reading: FolderImport) -> dict:
-    """A Ray task: read (hash, decode, preprocess, OCR) each job's picture."""
+def decode(batch: dict, reading) -> dict:
+    """A Ray task: read (hash, decode, preprocess; OCR for folders) each job's picture, with
+    the importer's reading-only copy (FolderImport / CatalogImport `for_reading`)."""
     out: dict[str, list] = {"job": [], "picture": [], "error": []}
     for raw in batch["job"]:
         job = pickle.loads(raw)
@@ -113,14 +119,16 @@ def decode(batch: dict, reading: FolderImport) -> dict:
 
 class EncodeWrite:
     """A Ray actor: the model loaded once, the index opened once; maps a batch of read
-    pictures to items (FolderImport.items), upserts them and answers each job's outcome."""
+    pictures to items (the importer's own `items`), upserts them and answers each job's
+    outcome. `reading` is the importer's reading-only copy; it gets the model and the index
+    here, on the worker."""
 
-    def __init__(self, location: IndexLocation, roots: list[str], shard: Shard, device: str):
+    def __init__(self, location: IndexLocation, kind: str, reading, device: str):
         from mmsearch.stores import open_index
 
-        index = open_index(location, kind="folder")
-        self.importer = FolderImport(roots, Encoder(index.model, device=device).warm(), shard)
-        self.importer.index, self.importer.summary = index, Summary()
+        index = open_index(location, kind=kind)
+        reading.encoder, reading.index = Encoder(index.model, device=device).warm(), index
+        self.importer = reading
 
     def __call__(self, batch: dict) -> dict:
         jobs = [pickle.loads(raw) for raw in batch["job"]]
@@ -129,45 +137,80 @@ class EncodeWrite:
         self.importer.index.upsert(self.importer.items(read))
         outcome = {job.key: self.importer.outcome(job, p) for job, p in read}
         no_words = {job.key for job, p in read if p.ocr_error}
-        return {"key": [j.key for j in jobs], "path": [j.path for j in jobs],
-                "known": [j.known for j in jobs], "error": list(batch["error"]),
+        return {"key": [j.key for j in jobs], "error": list(batch["error"]),
                 "outcome": [outcome.get(j.key, "") for j in jobs],
                 "ocr_failed": [j.key in no_words for j in jobs]}
 
 
-def index_on_ray(paths: Iterable[str], index: Index, encoder: Encoder, location: IndexLocation,
+class FolderSource:
+    """Pictures under folders, planned a window of files at a time (pipeline.plan_windows:
+    memory stays flat at any folder size); videos are left as they are."""
+
+    kind = "folder"
+
+    def __init__(self, paths: Iterable[str], encoder: Encoder, shard: Shard = Shard(),
+                 reader=None):
+        self.importer = FolderImport(paths, encoder, shard, reader)
+        self.shard = shard
+
+    def plans(self, index: Index, summary: Summary, window: int) -> tuple[int, Iterator[Plan]]:
+        """(files to go through, for the bar; the Plans, a window at a time)."""
+        roots = self.importer.prepare(index, summary)
+        total = sum(1 for r in roots for p in find_pictures(r) if self.shard.owns(item_id(p)))
+        return total, plan_windows(roots, index, self.shard, window=window,
+                                   ocr=self.importer.reader is not None)
+
+
+class CatalogSource:
+    """The items of a catalogue file, planned exactly as the plain import plans them
+    (CatalogImport.plan: new, changed and gone ids; rows of other files, bad rows and missing
+    pictures left alone). That reads the whole file and the file's stored rows at once, as
+    the plain import does, so the driver holds what `mmsearch index --catalog` holds; the
+    jobs then go to the cluster a window at a time."""
+
+    kind = "catalog"
+
+    def __init__(self, file: str, encoder: Encoder):
+        self.importer = CatalogImport(file, encoder)
+
+    def plans(self, index: Index, summary: Summary, window: int) -> tuple[int, Iterator[Plan]]:
+        work = self.importer.plan(index, summary)
+        parts = [Plan([], work.removed, work.unchanged)]
+        parts += [Plan(work.jobs[i:i + window], [], 0) for i in range(0, len(work.jobs), window)]
+        return len(work.jobs) + work.unchanged, iter(parts)
+
+
+def index_on_ray(source: FolderSource | CatalogSource, index: Index, location: IndexLocation,
                  address: str, *, batch_size: int = 32, gpus_per_worker: float = 0,
-                 shard: Shard = Shard(), reader=None, progress: bool = True,
-                 window: int = WINDOW) -> Summary:
-    """`indexer.pipeline.index_paths` on a Ray cluster: same plan, same items, same Summary."""
+                 progress: bool = True, window: int = WINDOW) -> Summary:
+    """`indexer.runner.run` on a Ray cluster for a FolderSource or a CatalogSource: the same
+    plan, the same items, the same Summary as the plain import of the same source."""
     refuse_embedded(location)
     # Ray's driver prints cluster events to stdout (a node that died: "(raylet) Raylet is
     # terminated ..." and its log's last lines), where --json's summary alone must go
     with contextlib.redirect_stdout(sys.stderr):
         ray = connect(address)
         try:
-            return _index(ray, paths, index, encoder, location, batch_size, gpus_per_worker,
-                          shard, reader, progress, window)
+            return _index(ray, source, index, location, batch_size, gpus_per_worker,
+                          progress, window)
         finally:
             ray.shutdown()
 
 
-def _index(ray, paths, index, encoder, location, batch_size, gpus_per_worker, shard, reader,
-           progress, window) -> Summary:
+def _index(ray, source, index, location, batch_size, gpus_per_worker, progress,
+           window) -> Summary:
     """Plan window by window on the driver, run each window's jobs on the cluster, tally."""
     from tqdm import tqdm
 
     summary = Summary()
-    importer = FolderImport(paths, encoder, shard, reader)
-    roots = importer.prepare(index, summary)
-    total = sum(1 for r in roots for p in find_pictures(r) if shard.owns(item_id(p)))
+    importer = source.importer
+    total, parts = source.plans(index, summary, window)
     bar = tqdm(total=total, unit=importer.unit, desc=importer.desc + " (ray)",
                disable=not progress, dynamic_ncols=True, leave=False)
     slots = encoder_slots(ray, gpus_per_worker)
     reading = None
     with bar:
-        for part in plan_windows(roots, index, shard, ocr=reader is not None,
-                                 window=window):
+        for part in parts:
             index.delete(part.removed)
             summary.removed += len(part.removed)
             summary.unchanged += part.unchanged
@@ -175,17 +218,18 @@ def _index(ray, paths, index, encoder, location, batch_size, gpus_per_worker, sh
             if not part.jobs:
                 continue
             reading = reading or importer.for_reading()  # the model loads once, here
-            for row in _run_window(ray, part.jobs, reading, location, roots, shard,
+            jobs = {job.key: job for job in part.jobs}
+            for row in _run_window(ray, part.jobs, reading, location, source.kind,
                                    batch_size, gpus_per_worker, slots):
-                _tally(importer, index, summary, row)
+                _tally(importer, index, summary, jobs[str(row["key"])], row)
                 bar.update(1)
     index.flush()
     index.mark_indexed()
     return summary
 
 
-def _run_window(ray, jobs: list[Job], reading: FolderImport, location, roots, shard,
-                batch_size: int, gpus: float, slots):
+def _run_window(ray, jobs: list[Job], reading, location, kind: str, batch_size: int,
+                gpus: float, slots):
     """Decode, encode and write one window of jobs on the cluster; yields each job's row."""
     # one block per batch: Ray runs a block's decoding as one task, so fewer blocks than CPUs
     # would leave CPUs idle (from_items made a single block of a 300-job window)
@@ -200,7 +244,7 @@ def _run_window(ray, jobs: list[Job], reading: FolderImport, location, roots, sh
     # given again (max_task_retries=-1), wherever resources are left.
     ds = ds.map_batches(
         EncodeWrite, batch_size=batch_size, batch_format="numpy", concurrency=slots,
-        fn_constructor_kwargs={"location": location, "roots": roots, "shard": shard,
+        fn_constructor_kwargs={"location": location, "kind": kind, "reading": reading,
                                "device": "cuda" if gpus > 0 else "cpu"},
         num_cpus=0, num_gpus=gpus or None)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -208,9 +252,9 @@ def _run_window(ray, jobs: list[Job], reading: FolderImport, location, roots, sh
             yield {name: column[i] for name, column in batch.items()}
 
 
-def _tally(importer: FolderImport, index: Index, summary: Summary, row: dict) -> None:
+def _tally(importer, index: Index, summary: Summary, job: Job, row: dict) -> None:
+    """One job's row from the cluster counted as the plain runner counts it."""
     if row["error"]:
-        job = Job(str(row["key"]), str(row["path"]), None, known=bool(row["known"]))
         unreadable(importer, index, summary, job, BadPicture(str(row["error"])))
     else:
         count(summary, str(row["outcome"]))

@@ -93,6 +93,17 @@ class Plan:
     extra_keys: int = 0      # keys in `removed` beyond one per file (a video's other scenes)
 
 
+class Decoding:
+    """For importers: the model's preprocessing and draft size, taken from the encoder once
+    (loading the model), and kept by a reading-only copy (`for_reading`) that decode tasks on
+    other machines get without the model or the index (indexer.ray_runner)."""
+
+    def _decoding(self) -> tuple:
+        if "_decode" not in self.__dict__:
+            self._decode = (self.encoder.preprocess, 2 * self.encoder.image_size)
+        return self._decode
+
+
 class Importer(Protocol):
     unit: str
     desc: str

@@ -1,8 +1,8 @@
 """`mmsearch index --ray` on a real local Ray cluster (a head and a worker node, 1 CPU each)
 writing into a real Milvus server (`mmsearch serve-index`): the index equals the folder, a
 re-run only does what changed, a worker node killed mid-run leaves no gap and no duplicate,
-and an embedded --db is refused in one line. Skipped when Ray is not installed (the `ray`
-extra; CI installs it)."""
+a catalogue imported through --ray equals its plain import, and an embedded --db is refused in
+one line. Skipped when Ray is not installed (the `ray` extra; CI installs it)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -194,16 +195,98 @@ def test_a_worker_node_killed_mid_run_leaves_no_gap_and_no_duplicate(cluster, se
 
 def test_ray_with_an_embedded_index_is_one_clear_line(tmp_path):
     folder = copy(demo_files(2), tmp_path / "pics")
-    done = subprocess.run([*MMSEARCH, "index", str(folder), "--db", str(tmp_path / "i.db"),
-                           "--ray", "auto"], env=RAY_ENV, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 1 and not (tmp_path / "i.db").exists()
-    assert done.stderr.strip().count("\n") == 0 and "--uri" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr
     products = tmp_path / "products.csv"
-    products.write_text("id,image,title\n1,x.png,a shoe\n")
-    done = subprocess.run([*MMSEARCH, "index", "--catalog", str(products), "--uri",
-                           "http://127.0.0.1:1", "--ray", "auto"], env=RAY_ENV,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and done.stderr.strip().count("\n") == 0, done.stderr
-    assert "catalogue without --ray" in done.stderr
+    products.write_text("id,image,title\n1,pics/" + demo_files(1)[0].name + ",a shoe\n")
+    for what in ([str(folder)], ["--catalog", str(products)]):
+        done = subprocess.run([*MMSEARCH, "index", *what, "--db", str(tmp_path / "i.db"),
+                               "--ray", "auto"], env=RAY_ENV, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 1 and not (tmp_path / "i.db").exists()
+        assert done.stderr.strip().count("\n") == 0 and "--uri" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+ITEMS = """
+import json, sys
+from mmsearch.config import IndexLocation
+from mmsearch.stores import open_index
+where = {sys.argv[1]: sys.argv[2]}
+fields = ["key", "path", "hash", "size", "title", "description", "text", "fields",
+          "text_hash", "source", "image_vector", "text_vector"]
+with open_index(IndexLocation.resolve(**where)) as index:
+    rows = index.client.query(index.COLLECTION, filter="", limit=10_000, output_fields=fields,
+                              consistency_level="Strong")
+    print(json.dumps([{f: r[f] for f in fields} for r in rows], default=float))
+"""
+
+
+def stored_items(**where) -> dict[str, dict]:
+    """Every stored item of an index (`uri=` or `db=`) by key, read in a fresh process (as
+    stored_paths); a key stored twice fails here."""
+    (name, value), = where.items()
+    done = subprocess.run([sys.executable, "-c", ITEMS, name, str(value)], env=RAY_ENV,
+                          capture_output=True, text=True, timeout=120, check=True)
+    rows = json.loads(done.stdout)
+    by_key = {r.pop("key"): r for r in rows}
+    assert len(by_key) == len(rows), "a key stored twice"
+    return by_key
+
+
+def same_items(ray: dict[str, dict], plain: dict[str, dict]) -> None:
+    """The same keys with the same stored fields, text and picture; vectors equal but for
+    float rounding (each batch is encoded as one tensor, and the batches differ)."""
+    assert sorted(ray) == sorted(plain)
+    for key, row in ray.items():
+        other = plain[key]
+        for name in ("image_vector", "text_vector"):
+            a, b = np.asarray(row.pop(name)), np.asarray(other[name])
+            assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.999, (key, name)
+        assert row == {k: v for k, v in other.items() if k not in ("image_vector",
+                                                                     "text_vector")}, key
+
+
+def test_a_catalogue_on_ray_equals_the_plain_import_and_reruns_do_only_changes(
+        cluster, server, tmp_path):
+    """The same catalogue file imported with --ray (into the server) and without (into an
+    embedded index: the server of the tests, Milvus Lite 2.5.1's, keeps no second database):
+    the same summary and the same items, first with a corrupt picture (its one line, the
+    rest imported), then after a re-run that changes nothing, then after rows changed."""
+    from test_catalog import PRODUCTS, shop
+
+    address, *_ = cluster
+    file = shop(tmp_path, PRODUCTS[:24])
+    (tmp_path / "img" / "broken.png").write_bytes(b"not a picture")
+    lines = file.read_text().splitlines()
+    lines.insert(5, json.dumps({"id": "SKU-BROKEN", "image": "img/broken.png",
+                                "title": "a picture that is not one"}))
+    file.write_text("\n".join(lines) + "\n")
+    plain_db = tmp_path / "plain.db"
+
+    def both(expected: dict) -> None:
+        ray = subprocess.run([*MMSEARCH, "index", "--catalog", str(file), "--uri", server,
+                              "--ray", address, "--model", "demo", "--json", "--batch-size",
+                              "4"], env=RAY_ENV, capture_output=True, text=True, timeout=600)
+        assert ray.returncode == 0, ray.stderr[-3000:]
+        plain = subprocess.run([*MMSEARCH, "index", "--catalog", str(file), "--db",
+                                str(plain_db), "--model", "demo", "--json"], env=RAY_ENV,
+                               capture_output=True, text=True, timeout=600)
+        assert plain.returncode == 0, plain.stderr[-3000:]
+        assert json.loads(ray.stdout) == json.loads(plain.stdout)  # stdout is the summary
+        found = json.loads(ray.stdout)
+        assert {k: found[k] for k in expected} == expected, found
+        bad, = found["errors"]  # the corrupt picture's one line; the rest was imported
+        assert bad["path"] == str(tmp_path / "img" / "broken.png"), bad
+        assert bad["reason"].startswith("item 'SKU-BROKEN': "), bad
+        same_items(stored_items(uri=server), stored_items(db=plain_db))
+
+    both({"added": 24, "updated": 0, "removed": 0, "unchanged": 0, "skipped": 1})
+    both({"added": 0, "updated": 0, "removed": 0, "unchanged": 24, "skipped": 1})
+
+    rows = [json.loads(line) for line in file.read_text().splitlines()]
+    rows[0]["title"] = "a retitled product"        # its text vector only is encoded again
+    picture = tmp_path / rows[1]["image"]           # its picture only
+    Image.open(picture).convert("L").convert("RGB").save(picture)
+    del rows[2]                                     # gone from the file: removed
+    rows[3]["price"] = 1                            # a field: its text changes too
+    file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    both({"added": 0, "updated": 3, "removed": 1, "unchanged": 20, "skipped": 1})

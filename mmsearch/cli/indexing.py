@@ -48,8 +48,6 @@ def cmd_index(args) -> int:
 
 def _check_ray(location, args) -> None:
     """--ray's refusals, before any work: one line each."""
-    if args.catalog:
-        raise ValueError("--ray indexes folders; import a catalogue without --ray")
     from indexer.ray_runner import refuse_embedded  # Ray itself is imported only by a run
 
     refuse_embedded(location)
@@ -85,27 +83,28 @@ def _index_here(location, requested, shard, args):
         if index.model.is_random:
             print(f"note: model {index.model.label}", file=sys.stderr)
         progress = not args.json and sys.stderr.isatty()
-        if args.catalog:
+        if args.catalog and shard.count > 1:
+            raise ValueError("--shard splits folders; import a catalogue in one run")
+        if args.ray:
+            from indexer import ray_runner
+
+            source = ray_runner.CatalogSource(args.catalog, encoder) if args.catalog else \
+                ray_runner.FolderSource(args.paths, encoder, shard, _reader(args) or None)
+            summary = ray_runner.index_on_ray(source, index, location, args.ray,
+                                              batch_size=args.batch_size, progress=progress,
+                                              gpus_per_worker=args.gpus_per_worker)
+        elif args.catalog:
             from indexer.catalog import import_catalog
 
-            if shard.count > 1:
-                raise ValueError("--shard splits folders; import a catalogue in one run")
             summary = import_catalog(args.catalog, index, encoder, batch_size=args.batch_size,
                                      workers=args.workers, progress=progress)
-        elif args.ray:
-            from indexer.ray_runner import index_on_ray
-
-            summary = index_on_ray(args.paths, index, encoder, location, args.ray,
-                                   batch_size=args.batch_size, shard=shard,
-                                   gpus_per_worker=args.gpus_per_worker,
-                                   reader=_reader(args) or None, progress=progress)
-            if not args.no_video:
-                print("note: --ray indexes pictures; videos are left as they are (index "
-                      "them without --ray)", file=sys.stderr)
         else:
             summary = index_paths(args.paths, index, encoder, batch_size=args.batch_size,
                                   workers=args.workers, shard=shard, progress=progress,
                                   ocr=_reader(args), video=not args.no_video)
+        if args.ray and not args.catalog and not args.no_video:
+            print("note: --ray indexes pictures; videos are left as they are (index "
+                  "them without --ray)", file=sys.stderr)
     if encoder.loaded:  # the model is in memory anyway: export its query towers once
         from mmsearch.towers import export_query_towers
 

@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", metavar="i/N", help="index only the files whose path hashes to i "
                    "of N (0 <= i < N): run N indexers, on one machine or several, into one Milvus "
                    "server with no overlap and no gaps")
-    p.add_argument("--ray", metavar="ADDRESS", help="index on a Ray cluster (auto, host:port or "
-                   "ray://host:port) into the Milvus server given by --uri; every node must see "
-                   "the pictures at the same path (pip install 'mmsearch[ray]')")
+    p.add_argument("--ray", metavar="ADDRESS", help="index folders or a --catalog on a Ray cluster "
+                   "(auto, host:port or ray://host:port) into the Milvus server given by --uri; "
+                   "every node must see the pictures at the same path (pip install 'mmsearch[ray]')")
     p.add_argument("--gpus-per-worker", type=float, default=0, metavar="G", help="with --ray: "
                    "GPUs each encoding worker takes (default 0: encode on CPUs, bf16 where the "
                    "CPU has it)")
