@@ -88,7 +88,7 @@ def connect(location: IndexLocation):
     from pymilvus.exceptions import MilvusException
 
     quiet_backend_logs()
-    _skip_row_string_check()
+    _skip_checks_that_cannot_fail()
     if location.is_embedded:
         _started_early(location.db)
         check_embedded_path(location.db)
@@ -124,17 +124,27 @@ def connect(location: IndexLocation):
         raise _no_databases(location)
     return client
 
-def _skip_row_string_check() -> None:
-    """pymilvus 2.6 "checks" each VARCHAR value of a row-wise insert by walking its characters
-    (`entity_helper.convert_to_str_array` given one str), a check that cannot fail: each
-    character is a str of length 1, so an over-long value passes it too (pymilvus 2.6.17).
-    With the vector's 1,368-character float16 copy in every row, that walk was 17-32% of an
-    `mmsearch import` (50k rows: 37.4-38.5 s -> 26.0-31.2 s, interleaved). A value that is
-    not a str is still refused, by the protobuf packing."""
-    from pymilvus.client import entity_helper
+def _skip_checks_that_cannot_fail() -> None:
+    """Two checks pymilvus 2.6 makes on every call, which cannot fail for what mmsearch sends
+    and cost it dearly; both are settings of pymilvus, set the same way every time.
+
+    - Each VARCHAR value of a row-wise insert is "checked" by walking its characters
+      (`entity_helper.convert_to_str_array` given one str): each is a str of length 1, so an
+      over-long value passes too (pymilvus 2.6.17). With the vector's 1,368-character float16
+      copy in every row, that walk was 17-32% of an `mmsearch import` (50k rows: 37.4-38.5 s
+      -> 26.0-31.2 s, interleaved). A value that is not a str is still refused.
+    - Each search first asks whether its data is a SciPy sparse matrix, and to know, the
+      first one executes scipy.sparse afresh (`SciPyHelper._init`: module_from_spec +
+      exec_module, beside the copy in sys.modules): ~0.1-0.2 s of every cold search.
+      mmsearch searches with vectors, bit codes and words, never with a SciPy matrix."""
+    from pymilvus.client import entity_helper, utils
 
     if hasattr(entity_helper, "CHECK_STR_ARRAY"):
         entity_helper.CHECK_STR_ARRAY = False
+    helper = getattr(utils, "SciPyHelper", None)
+    if helper is not None and not getattr(helper, "_checked", True):
+        helper._matrix_available = helper._array_available = False
+        helper._checked = True
 
 
 def create_database(location: IndexLocation) -> None:
