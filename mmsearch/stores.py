@@ -12,10 +12,11 @@ from __future__ import annotations
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (IndexKindError, IndexNotFoundError, ModelMismatchError,
                              OutdatedIndexError, connect, create_database, vector_index_for)
-from mmsearch.index import Index
+from mmsearch.index import META, Index
 from mmsearch.lite import _embedded_opened
 from mmsearch.items import SCHEMA_VERSION
 from mmsearch.upgrade import upgrade
+from mmsearch.words import WORDS
 
 KIND_NAMES = {"folder": "folder index (`mmsearch index FOLDER`)",
               "catalog": "product catalogue (`mmsearch index --catalog FILE`)"}
@@ -29,13 +30,15 @@ def check_kind(kind: str) -> str:
 
 def open_index(location: IndexLocation, model: ModelSpec | None = None,
                create_model: ModelSpec | None = None, dim: int | None = None,
-               vector_index: str | None = None, kind: str | None = None) -> Index:
+               vector_index: str | None = None, kind: str | None = None,
+               meanwhile=None) -> Index:
     """Open the index at `location`; close when done.
 
     An existing index uses its recorded model; a different `model` is a ModelMismatchError.
     A missing one is created with `create_model` and `dim` when given, else it is an
     IndexNotFoundError. `kind` ("folder" or "catalog"), when given, must match the
-    index's; it is also the kind a new index gets (default "folder").
+    index's; it is also the kind a new index gets (default "folder"). `meanwhile(model)`
+    runs while the engine loads the items (`_load_while`).
     """
     if create_model is not None:
         create_database(location)
@@ -69,6 +72,8 @@ def open_index(location: IndexLocation, model: ModelSpec | None = None,
         else:
             index = Index(client, location, create_model, dim, check_kind(kind or "folder"))
             index._create(vector_index or vector_index_for(location, client))
+        if meanwhile is not None:
+            _load_while(index, meanwhile)
         index._load()
         return index
     except BaseException:
@@ -76,6 +81,34 @@ def open_index(location: IndexLocation, model: ModelSpec | None = None,
         if location.is_embedded:
             _embedded_opened(location.db, -1)
         raise
+
+
+def _load_while(index: Index, meanwhile) -> None:
+    """Load the index's collections in a thread while this one runs `meanwhile(model)`: a
+    cold search readies its query encoder (imports onnxruntime and the tokenizer, opens the
+    ONNX session: ~0.2-0.3 s) while the engine loads 100k rows (~4 s). The thread only makes
+    the call `_read_meta` already made on this client (so it imports nothing: two threads
+    importing at once can get a partly initialised module); `_load` then finds them loaded."""
+    import threading
+
+    failed: list[BaseException] = []
+    names = [index.COLLECTION, META] + ([WORDS] if index.has_words else [])
+
+    def load() -> None:
+        try:
+            for name in names:
+                index.client.load_collection(name)
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=load, name="load", daemon=True)
+    thread.start()
+    try:
+        meanwhile(index.model)
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def searcher_for(index: Index, encoder=None):

@@ -60,7 +60,7 @@ def test_index_search_stats_json(folder, tmp_path, capsys):
     assert json.loads(out)["unchanged"] == 40 and json.loads(out)["added"] == 0
 
 
-def test_table_output_and_summary_line(folder, tmp_path, capsys):
+def test_table_output_and_summary_line(folder, tmp_path, capsys, monkeypatch):
     db = tmp_path / "t.db"
     (folder / "broken.jpg").write_bytes(b"this is not a picture")
     code, out, _ = run(capsys, "index", folder, "--db", db, "--model", "demo")
@@ -71,6 +71,14 @@ def test_table_output_and_summary_line(folder, tmp_path, capsys):
     lines = out.splitlines()
     assert lines[0].split() == ["rank", "score", "path"]
     assert len(lines) == 4 and lines[1].split()[0] == "1"
+
+    # --similar as the shell names a picture: relative to where the command runs
+    picture = sorted(folder.glob("*.png"))[0]
+    monkeypatch.chdir(folder)
+    code, out, err = run(capsys, "search", "--similar", picture.name, "-k", "1", "--json",
+                         "--db", db)
+    assert code == 0, err
+    assert json.loads(out)[0]["path"] == str(picture)
 
 
 def test_model_mismatch_is_one_clear_line(folder, tmp_path, capsys):

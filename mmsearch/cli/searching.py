@@ -28,10 +28,24 @@ def _search_request(args):
     return SearchRequest(text=args.text, text_weight=getattr(args, "text_weight", 1.0),
                          parts=parts, folder=folder, since=args.since, until=args.until,
                          min_width=args.min_width, min_height=args.min_height,
-                         orientation=args.orientation, type=args.type, similar=args.similar,
+                         orientation=args.orientation, type=args.type,
+                         similar=[_as_indexed(v) for v in args.similar],
                          like=args.like, dislike=args.dislike,
                          where=args.where or "", mode=args.mode, k=args.k,
                          min_score=args.min_score, all=args.all, sort=args.sort)
+
+
+def _as_indexed(value: str) -> str:
+    """`--similar` as the shell names it: a relative path (`IMG_1.jpg`, `clip.mp4@1:05`,
+    `clip.mp4#t=65.00`) becomes the absolute path the index holds, as the running app (in
+    another folder) must get it too. Anything else (a catalogue id) stays as given."""
+    if os.path.isfile(value):
+        return os.path.abspath(value)
+    for sep in ("@", "#t="):
+        path, found, at = value.rpartition(sep)
+        if found and os.path.isfile(path):
+            return os.path.abspath(path) + sep + at
+    return value
 
 
 def _read_file(path: str) -> bytes:
@@ -86,16 +100,32 @@ def cmd_search(args) -> int:
 
 def _search_here(location, request) -> dict:
     """Open the index in this process and run the request (no resident process is up). In a
-    fresh process the embedded engine starts while pymilvus is imported: those ran one after
-    the other before (bench/cli.py)."""
+    fresh process the embedded engine starts while pymilvus is imported, and the query's
+    encoder gets ready while the engine loads the index: those ran one after the other
+    before (bench/cli.py)."""
     from mmsearch.lite import start_early
 
     start_early(location)
+    from mmsearch.encoder import Encoder
     from mmsearch.stores import open_index, searcher_for
     from mmsearch.towers import query_encoder
 
-    with open_index(location) as index:
-        searcher = searcher_for(index, query_encoder(index.model))  # ONNX towers: no torch
+    encoders = []
+    text = bool(request.text) or any(p.kind == "not_text" for p in request.parts)
+    visual = any(p.kind != "not_text" for p in request.parts)
+
+    def ready_encoder(model) -> None:
+        encoder = query_encoder(model)  # ONNX towers: no torch
+        encoders.append(encoder)
+        if not (text or visual):
+            return  # --similar: stored vectors only
+        if isinstance(encoder, Encoder):
+            encoder.warm()  # no towers exported: the torch model
+        else:
+            encoder.warm(text=text, visual=visual)
+
+    with open_index(location, meanwhile=ready_encoder) as index:
+        searcher = searcher_for(index, encoders[0] if encoders else query_encoder(index.model))
         return request.answer(searcher)
 
 
