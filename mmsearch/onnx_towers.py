@@ -144,6 +144,7 @@ class OnnxTowers:
         self._sessions: dict[str, Any] = {}
         self._tokenizer = None
         self._lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()  # apart: it is built while a session opens
 
     # -- facts from towers.json ---------------------------------------------------------
     @property
@@ -169,20 +170,22 @@ class OnnxTowers:
             with self._lock:
                 sess = self._sessions.get(tower)
                 if sess is None:
-                    import onnxruntime as ort
-
-                    opts = ort.SessionOptions()
-                    opts.intra_op_num_threads = self.threads
-                    opts.log_severity_level = 3
-                    sess = ort.InferenceSession(str(self.folder / self.record[tower]), opts,
-                                                providers=["CPUExecutionProvider"])
-                    self._sessions[tower] = sess
+                    sess = self._sessions[tower] = self._new_session(tower)
         return sess
+
+    def _new_session(self, tower: str):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.log_severity_level = 3
+        return ort.InferenceSession(str(self.folder / self.record[tower]), opts,
+                                    providers=["CPUExecutionProvider"])
 
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            with self._lock:
+            with self._tokenizer_lock:
                 if self._tokenizer is None:
                     from mmsearch.bpe import BPETokenizer
 
@@ -197,12 +200,42 @@ class OnnxTowers:
         return self._tokenizer
 
     def warm(self, text: bool = True, visual: bool = True) -> "OnnxTowers":
-        if text:
-            self._session("text")
-            _ = self.tokenizer
-        if visual:
-            self._session("visual")
+        """Open the towers' sessions and build the tokenizer, now."""
+        opening = self.warm_meanwhile(text, visual)
+        if opening is not None:
+            opening.join()
         return self
+
+    def warm_meanwhile(self, text: bool = True, visual: bool = True):
+        """Start opening the towers' sessions in a thread and build the tokenizer here; the
+        thread is returned (a query waits for its session anyway: `_session` holds the lock
+        while one opens). ONNX Runtime reads a tower (ViT-B-32's text tower: 254 MB,
+        0.5-1 s) mostly without holding the GIL, so the tokenizer's Python (~0.15-0.4 s) and
+        a cold search's other start-up run beside it. The thread imports nothing: two threads
+        importing at once can get a partly initialised module."""
+        towers = [t for t, wanted in (("text", text), ("visual", visual)) if wanted]
+        if not towers:
+            return None
+        import onnxruntime  # noqa: F401 - here, not in the thread
+
+        opened = threading.Event()
+
+        def open_sessions() -> None:
+            with self._lock:
+                opened.set()  # the lock is taken: a query now waits for these sessions
+                try:
+                    for tower in towers:
+                        if tower not in self._sessions:
+                            self._sessions[tower] = self._new_session(tower)
+                except Exception:  # noqa: BLE001 - the query opens it again and says why
+                    pass
+
+        opening = threading.Thread(target=open_sessions, name="towers", daemon=True)
+        opening.start()
+        opened.wait()
+        if text:
+            _ = self.tokenizer
+        return opening
 
     def _run(self, tower: str, x: np.ndarray) -> np.ndarray:
         return self._session(tower).run(["output"], {"input": x})[0]

@@ -44,6 +44,50 @@ def query_encoder(spec: ModelSpec):
     return Encoder(spec)
 
 
+# How many indexes `remember_model` keeps: one person's indexes, with room to spare.
+REMEMBERED = 64
+
+
+def _remembered_path() -> Path:
+    from mmsearch.config import data_home
+
+    return data_home() / "towers" / "indexes.json"
+
+
+def remembered_model(location) -> ModelSpec | None:
+    """The model an index was last searched with in a fresh process, so the next cold search
+    opens that model's towers before the index is open (the towers take 0.5-1 s; the engine
+    and pymilvus ~0.6 s meanwhile). A hint only: the index's own record decides."""
+    try:
+        record = json.loads(_remembered_path().read_text(encoding="utf-8")).get(str(location))
+        return ModelSpec.from_record(record) if record else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def remember_model(location, spec: ModelSpec) -> None:
+    """Note which model `location` holds (replacing the file whole: a reader never sees half
+    of it); a folder that cannot be written only loses the head start."""
+    import os
+
+    path = _remembered_path()
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    known.pop(str(location), None)
+    known[str(location)] = spec.to_record()
+    known = dict(list(known.items())[-REMEMBERED:])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.{os.getpid()}")
+        part.write_text(json.dumps(known), encoding="utf-8")
+        os.replace(part, path)
+    except OSError:
+        pass
+
+
 def _readable_file(path: Path) -> bool:
     try:
         return path.is_file()

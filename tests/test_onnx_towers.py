@@ -139,6 +139,23 @@ def test_towers_tokenizer_uses_the_models_context_length(towers):
     assert np.array_equal(towers.tokenize(TEXTS), ref(TEXTS).numpy())
 
 
+def test_text_the_tokenizer_does_not_give_ftfy_is_text_ftfy_leaves_alone():
+    """mmsearch.bpe skips ftfy for printable ASCII without "&": ftfy must return it as is."""
+    import random
+
+    import ftfy
+
+    from mmsearch.bpe import _FTFY_CANNOT_CHANGE
+
+    rng = random.Random(7)
+    alphabet = [chr(c) for c in range(0x20, 0x7f) if chr(c) != "&"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+             for _ in range(5000)] + [t for t in TEXTS if _FTFY_CANNOT_CHANGE.fullmatch(t)]
+    assert all(_FTFY_CANNOT_CHANGE.fullmatch(t) for t in texts)
+    assert [t for t in texts if ftfy.fix_text(t) != t] == []
+    assert not _FTFY_CANNOT_CHANGE.fullmatch("&amp;") and not _FTFY_CANNOT_CHANGE.fullmatch("café")
+
+
 @pytest.mark.parametrize("clean", ["lower", "whitespace", "canonicalize"])
 def test_tokenizer_clean_modes_match_open_clip(clean):
     from open_clip.tokenizer import SimpleTokenizer

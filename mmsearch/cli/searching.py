@@ -101,30 +101,37 @@ def cmd_search(args) -> int:
 def _search_here(location, request) -> dict:
     """Open the index in this process and run the request (no resident process is up). In a
     fresh process the embedded engine starts while pymilvus is imported, and the query's
-    encoder gets ready while the engine loads the index: those ran one after the other
-    before (bench/cli.py)."""
+    encoder opens meanwhile (the model this index was last searched with; else while the
+    engine loads the index): those ran one after the other before (bench/cli.py)."""
+    from mmsearch.encoder import Encoder
     from mmsearch.lite import start_early
+    from mmsearch.towers import query_encoder, remember_model, remembered_model
 
     start_early(location)
-    from mmsearch.encoder import Encoder
-    from mmsearch.stores import open_index, searcher_for
-    from mmsearch.towers import query_encoder
-
-    encoders = []
     text = bool(request.text) or any(p.kind == "not_text" for p in request.parts)
     visual = any(p.kind != "not_text" for p in request.parts)
+    hint = remembered_model(location) if text or visual else None
+    early = query_encoder(hint) if hint else None  # ONNX towers: no torch
+    if early is not None and not isinstance(early, Encoder):
+        early.warm_meanwhile(text=text, visual=visual)
+    from mmsearch.stores import open_index, searcher_for
+
+    encoders = []
 
     def ready_encoder(model) -> None:
-        encoder = query_encoder(model)  # ONNX towers: no torch
+        if early is not None and model == hint:
+            encoders.append(early)
+            return
+        encoder = query_encoder(model)
         encoders.append(encoder)
-        if not (text or visual):
-            return  # --similar: stored vectors only
         if isinstance(encoder, Encoder):
             encoder.warm()  # no towers exported: the torch model
         else:
             encoder.warm(text=text, visual=visual)
 
-    with open_index(location, meanwhile=ready_encoder) as index:
+    with open_index(location, meanwhile=ready_encoder if text or visual else None) as index:
+        if index.model != hint and (text or visual):
+            remember_model(location, index.model)
         searcher = searcher_for(index, encoders[0] if encoders else query_encoder(index.model))
         return request.answer(searcher)
 
