@@ -106,11 +106,12 @@ def _index_here(location, requested, shard, args):
             print("note: --ray indexes pictures; videos are left as they are (index "
                   "them without --ray)", file=sys.stderr)
     if encoder.loaded:  # the model is in memory anyway: export its query towers once
-        from mmsearch.towers import export_query_towers
+        from mmsearch.towers import export_query_towers, remember_model
 
         note = export_query_towers(encoder)
         if note:
             print(f"note: {note}", file=sys.stderr)
+        remember_model(location, index.model)  # the first cold search opens its towers early
     return summary
 
 
