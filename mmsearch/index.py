@@ -3,7 +3,7 @@
 The same pymilvus code serves an embedded Milvus Lite index (`--db PATH`) and a Milvus server
 (`--uri http://host:19530`): only the URI differs. Every kind of index stores the same item
 rows (`mmsearch.items`: the schema), so every method serves every kind. The model that made
-the vectors is recorded: a different one is refused, never mixing two vector spaces.
+the vectors is recorded: a different one is refused.
 """
 
 from __future__ import annotations
@@ -27,17 +27,15 @@ from mmsearch.words import WORDS
 from mmsearch import words as photo_words
 
 META = "mmsearch_meta"
-# Rows per insert/query page: large enough to amortise the RPC, small enough for bounded memory.
-# Milvus Lite 2.5.1 inserts 5k-12k rows/s in batches of 500-1,000 rows and 277 rows/s in
-# batches of 5,000 (NOTES.md): every write is cut to at most PAGE rows.
+# Rows per insert/query page: Milvus Lite 2.5.1 inserts 5k-12k rows/s in batches of 500-1,000
+# rows and 277 rows/s in batches of 5,000 (NOTES.md): every write is cut to at most PAGE rows.
 PAGE = 1000
 # A write the engine fails (Milvus Lite 2.5.1 on a full disk answers UNKNOWN) is retried this
 # many times, not pymilvus's 75 (~3 minutes of back-off before the one line).
 WRITE_RETRIES = 3
 class Index:
     """Items in a Milvus collection. Open with `mmsearch.stores.open_index(...)`; close when
-    done. `kind` ("folder" or "catalog") is recorded with the model: it says what the items
-    are (photos found in folders, or a catalogue's products), not how they are stored."""
+    done. `kind` ("folder" or "catalog", recorded) says what the items are, not their shape."""
 
     COLLECTION = ITEMS
 
@@ -268,13 +266,13 @@ class Index:
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove the items with these keys (photos: their paths)."""
+        keys = list(dict.fromkeys(keys))
         ids = [item_id(k) for k in keys]
         texts: set[str] = set()
         with self._writing():
             for i in range(0, len(ids), PAGE):
                 if self.has_words:
-                    texts.update(r["text"] for r in self.client.get(
-                        self.COLLECTION, ids=ids[i:i + PAGE], output_fields=["text"]))
+                    texts.update(r["text"] for r in self.get(keys[i:i + PAGE], ["text"]).values())
                 self.client.delete(self.COLLECTION, ids=ids[i:i + PAGE], retry_times=WRITE_RETRIES)
         self._forget_texts(texts)
         if ids:
@@ -303,10 +301,12 @@ class Index:
             ) -> dict[str, dict]:
         """Stored fields of the items with these keys (those indexed), by key."""
         ids = [item_id(k) for k in dict.fromkeys(keys)]
+        out = list(dict.fromkeys(["key", "path", *fields]))
+        by_codes = self.has_codes and CODE_FIELD not in out  # a `get` scans (coarse.fetch)
         found: dict[str, dict] = {}
         for i in range(0, len(ids), PAGE):
-            rows = self.client.get(self.COLLECTION, ids=ids[i:i + PAGE],
-                                   output_fields=list(dict.fromkeys(["key", "path", *fields])))
+            rows = coarse.fetch(self.client, self.COLLECTION, ids[i:i + PAGE], out) if by_codes \
+                else self.client.get(self.COLLECTION, ids=ids[i:i + PAGE], output_fields=out)
             found.update((r["key"], r) for r in rows)
         return found
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmsearch import coarse
-from mmsearch.items import Item
+from mmsearch.items import IMAGE_VECTOR, Item, item_id
 
 
 @pytest.fixture
@@ -98,3 +98,23 @@ def test_a_large_index_searches_by_codes_and_a_small_one_by_flat(big_enough, mon
     index.search_many(vectors[:10], 10)  # many queries at once (duplicates): FLAT
     index.search(vectors[0], 500)  # many hits: FLAT
     assert len(used) == 1
+
+
+def test_rows_found_by_their_codes_are_the_rows_a_get_finds(big_enough):
+    """Index.get on a collection with codes asks a search filtered to the ids (coarse.fetch:
+    a Milvus Lite `get` scans); it must give exactly what `get` gives, vectors included."""
+    index, vectors, _ = big_enough
+    assert index.has_codes
+    keys = [f"/p/f{i % 3}/{i:05d}.jpg" for i in (0, 1, 1500, 2999)] + ["/p/not/indexed.jpg"]
+    found = index.get(keys + keys[:2], ("size", "hash", IMAGE_VECTOR))
+    assert sorted(found) == sorted(keys[:4])
+    plain = {r["key"]: r for r in index.client.get(
+        index.COLLECTION, ids=[item_id(k) for k in keys],
+        output_fields=["key", "path", "size", "hash", IMAGE_VECTOR])}
+    for key, row in found.items():
+        assert {f: row[f] for f in ("path", "size", "hash")} == \
+            {f: plain[key][f] for f in ("path", "size", "hash")}
+        assert np.allclose(row[IMAGE_VECTOR], plain[key][IMAGE_VECTOR])
+        assert np.allclose(row[IMAGE_VECTOR], vectors[int(key[-9:-4])], atol=1e-6)
+    many = [f"/p/f{i % 3}/{i:05d}.jpg" for i in range(2500)]  # more than a page of ids
+    assert len(index.get(many, ("hash",))) == 2500
