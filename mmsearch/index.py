@@ -110,14 +110,13 @@ class Index:
         rows = self.client.query(META, filter=f"key == {quote(key)}", output_fields=["value"])
         return json.loads(rows[0]["value"]) if rows else default
 
-    def _load(self) -> None:
+    def _load(self, flush: bool = True) -> None:
         # A reopened collection is "released": load it now, not on the first search.
-        self.client.load_collection(self.COLLECTION)
-        self.client.load_collection(META)
-        if self.has_words:
-            self.client.load_collection(WORDS)
-        try:
-            self.flush()  # rows a killed run left in the write-ahead log: make them fast
+        for name in (self.COLLECTION, META, *([WORDS] if self.has_words else [])):
+            self.client.load_collection(name)
+        try:  # rows a killed run left in the write-ahead log: make them fast
+            if flush:
+                self.flush()
         except IndexProblem:
             pass  # a full disk must not stop searching; the rows are found without it
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (IndexKindError, IndexNotFoundError, ModelMismatchError,
                              OutdatedIndexError, connect, create_database, vector_index_for)
-from mmsearch.index import META, Index
+from mmsearch.index import Index
 from mmsearch.lite import _embedded_opened
 from mmsearch.items import SCHEMA_VERSION
 from mmsearch.upgrade import upgrade
-from mmsearch.words import WORDS
 
 KIND_NAMES = {"folder": "folder index (`mmsearch index FOLDER`)",
               "catalog": "product catalogue (`mmsearch index --catalog FILE`)"}
@@ -87,17 +86,16 @@ def _load_while(index: Index, meanwhile) -> None:
     """Load the index's collections in a thread while this one runs `meanwhile(model)`: a
     cold search readies its query encoder (imports onnxruntime and the tokenizer, opens the
     ONNX session: ~0.2-0.3 s) while the engine loads 100k rows (~4 s). The thread only makes
-    the call `_read_meta` already made on this client (so it imports nothing: two threads
-    importing at once can get a partly initialised module); `_load` then finds them loaded."""
+    the calls `_read_meta` already made on this client (so it imports nothing: two threads
+    importing at once can get a partly initialised module): `_load` without its flush, which
+    `open_index` runs after it, finding the collections loaded."""
     import threading
 
     failed: list[BaseException] = []
-    names = [index.COLLECTION, META] + ([WORDS] if index.has_words else [])
 
     def load() -> None:
         try:
-            for name in names:
-                index.client.load_collection(name)
+            index._load(flush=False)
         except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
             failed.append(exc)
 
