@@ -44,14 +44,15 @@ def vector_index_for(location: IndexLocation, client=None) -> str:
     return "HNSW"
 
 
-def vector_search_params(index_type: str | None, k: int) -> dict:
+def vector_search_params(index_type: str | None, k: int, metric: str = "COSINE") -> dict:
     """Search params that fit the vector index: ef for graphs (HNSW, AUTOINDEX), nprobe for
-    IVF, nothing for FLAT."""
+    IVF, nothing for FLAT; `metric` is the index's (IP since items.VECTOR_METRIC, COSINE
+    before)."""
     if index_type and index_type.startswith("IVF"):
-        return {"metric_type": "COSINE", "params": {"nprobe": 32}}
+        return {"metric_type": metric, "params": {"nprobe": 32}}
     if index_type == "FLAT":
-        return {"metric_type": "COSINE", "params": {}}
-    return {"metric_type": "COSINE", "params": {"ef": max(64, 2 * k)}}
+        return {"metric_type": metric, "params": {}}
+    return {"metric_type": metric, "params": {"ef": max(64, 2 * k)}}
 
 
 class IndexInUseError(IndexProblem):

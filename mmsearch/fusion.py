@@ -38,7 +38,6 @@ import re
 from dataclasses import dataclass, field, replace
 
 from mmsearch import words as photo_words
-from mmsearch.engine import vector_search_params
 from mmsearch.index import IMAGE_VECTOR, SPARSE, TEXT_VECTOR, Hit, Index
 
 SIGNALS = (IMAGE_VECTOR, TEXT_VECTOR, SPARSE)
@@ -253,7 +252,7 @@ def words_found(index: Index, words: str, picture, expr: str, limit: int) -> pho
     with index.searching():
         return photo_words.found(
             index.client, index.COLLECTION, words, limit, expr, picture, index.output,
-            vector_search_params(index.vector_index_type(IMAGE_VECTOR), limit))
+            index.search_params(IMAGE_VECTOR, limit))
 
 
 def fuse_photos(index: Index, picture, words: str, k: int, expr: str,
@@ -289,7 +288,7 @@ def fuse_photos(index: Index, picture, words: str, k: int, expr: str,
             added[SPARSE] = added.get(SPARSE, 0.0) + ws * found.scores.get(row["text"], 0.0)
 
     add(found.rows)
-    params = vector_search_params(index.vector_index_type(IMAGE_VECTOR), limit)
+    params = index.search_params(IMAGE_VECTOR, limit)
     while found.rest and len(found.rows) < limit:
         kth = heapq.nlargest(k, (sum(a.values()) for a in parts.values()))
         if len(kth) == k and kth[-1] > wp + ws * found.next_score():

@@ -22,7 +22,7 @@ from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, sea
 from mmsearch.filters import quote, under_folder
 from mmsearch.hits import OUTPUT, Hit  # noqa: F401 - Hit is imported from here too
 from mmsearch.items import (IMAGE_VECTOR, ITEMS, SCHEMA_VERSION, SPARSE, TEXT_VECTOR, Item,
-                            add_codes, create_items, create_meta, item_id)
+                            add_codes, create_items, create_meta, item_id, unit_rows)
 from mmsearch.words import WORDS
 from mmsearch import words as photo_words
 
@@ -211,7 +211,9 @@ class Index:
         """Write items, replacing those with the same key."""
         if not items:
             return
-        vectors = np.stack([np.asarray(it.image_vector, np.float32) for it in items])
+        vectors = unit_rows(np.stack([np.asarray(it.image_vector, np.float32) for it in items]))
+        if vectors.shape[1] != self.dim:  # Milvus Lite 2.5.1 stores a longer one cut short
+            raise IndexProblem(f"a vector of {vectors.shape[1]} numbers, not {self.dim}")
         columns = self.columns()
         records = [it.record(v, columns) for it, v in zip(items, vectors)]
         if self.has_codes:
@@ -329,31 +331,24 @@ class Index:
         if anns_field == IMAGE_VECTOR and self.has_codes and \
                 self.vector_index_type(anns_field) == "FLAT" and \
                 coarse.worth_it(self.rows_now(), k, len(vectors)):
-            return self._search_by_codes(vectors, k, filter)
+            with self.searching():
+                found = coarse.search(self.client, self.COLLECTION, vectors, k, filter,
+                                      self.output)
+            return [[Hit.of(h["entity"], h["distance"]) for h in hits] for hits in found]
         data = list(vectors) if anns_field == SPARSE else \
             [np.asarray(v, np.float32).tolist() for v in vectors]
         with self.searching():
             res = self.client.search(self.COLLECTION, data=data, anns_field=anns_field,
                                      limit=k, filter=filter, output_fields=self.output,
-                                     search_params=self._search_params(anns_field, k))
+                                     search_params=self.search_params(anns_field, k))
         return [[Hit.of(h["entity"], h["distance"]) for h in hits] for hits in res]
 
-    def _search_params(self, anns_field: str, k: int) -> dict:
+    def search_params(self, anns_field: str, k: int) -> dict:
+        """What a search of this field asks: BM25, or the vector index's kind and metric."""
         if anns_field == SPARSE:
             return {"metric_type": "BM25"}
-        return vector_search_params(self.vector_index_type(anns_field), k)
-
-    def _search_by_codes(self, vectors, k: int, filter: str) -> list[list[Hit]]:
-        """Hamming over the bit codes for coarse.CANDIDATES rows, then exact cosine over their
-        float16 copies (mmsearch/coarse.py: 60 ms at 1M, against 300+ ms FLAT)."""
-        with self.searching():
-            res = self.client.search(
-                self.COLLECTION, data=coarse.codes(vectors), anns_field=CODE_FIELD,
-                limit=max(coarse.CANDIDATES, k), filter=filter,
-                output_fields=[*self.output, HALF_FIELD],
-                search_params={"metric_type": "HAMMING", "params": {}})
-        return [[Hit.of(h["entity"], h["distance"]) for h in coarse.rerank(v, list(hits), k)]
-                for v, hits in zip(vectors, res)]
+        index_type, metric = self._vector_index(anns_field)
+        return vector_search_params(index_type, k, metric)
 
     def ranked_keys(self, anns_field: str, data, limit: int, filter: str = "", near=None
                     ) -> list[tuple[str, float]]:
@@ -365,11 +360,11 @@ class Index:
             with self.searching():
                 return photo_words.ranked_photos(
                     self.client, self.COLLECTION, data, limit, filter, near,
-                    self._search_params(IMAGE_VECTOR, limit))
+                    self.search_params(IMAGE_VECTOR, limit))
         with self.searching():
             res = self.client.search(self.COLLECTION, data=[data], anns_field=anns_field,
                                      limit=limit, filter=filter, output_fields=["key"],
-                                     search_params=self._search_params(anns_field, limit))
+                                     search_params=self.search_params(anns_field, limit))
         hits = [(h["entity"]["key"], float(h["distance"])) for h in res[0]]
         if anns_field == SPARSE:
             return [(key, abs(d)) for key, d in hits]
@@ -378,13 +373,18 @@ class Index:
         return hits
 
     def vector_index_type(self, field: str) -> str | None:
-        """The index type on a vector field (read once: AUTOINDEX, HNSW, IVF_FLAT, FLAT)."""
+        """The index type on a vector field (AUTOINDEX, HNSW, IVF_FLAT, FLAT)."""
+        return self._vector_index(field)[0]
+
+    def _vector_index(self, field: str) -> tuple[str | None, str]:
+        """(index type, metric) of a vector field's index, read once."""
         cache = self.__dict__.setdefault("_index_types", {})
         if field not in cache:
             try:
-                cache[field] = self.client.describe_index(self.COLLECTION, field).get("index_type")
+                got = self.client.describe_index(self.COLLECTION, field)
+                cache[field] = (got.get("index_type"), got.get("metric_type") or "COSINE")
             except Exception:  # noqa: BLE001 - an engine without describe_index: ef suits both
-                cache[field] = None
+                cache[field] = (None, "COSINE")
         return cache[field]
 
     def stats(self) -> dict:

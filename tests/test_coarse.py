@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from mmsearch import coarse
+from mmsearch.errors import IndexProblem
+from mmsearch.hits import Hit
 from mmsearch.items import IMAGE_VECTOR, Item, item_id
 
 
@@ -24,6 +26,12 @@ def big_enough(make_index):
                                      width=1, height=1, image_vector=v) for i, v in enumerate(vectors)])
     index.flush()
     return index, vectors, rng
+
+
+def by_codes(index, q, k, filter=""):
+    """The codes path alone (what Index.search takes above coarse.MIN_ROWS rows)."""
+    hits = coarse.search(index.client, index.COLLECTION, [q], k, filter, index.output)[0]
+    return [Hit.of(h["entity"], h["distance"]) for h in hits]
 
 
 def exact(vectors, q, k, keep=None):
@@ -62,7 +70,7 @@ def test_codes_then_cosine_find_what_exact_search_finds(big_enough):
     found = total = 0
     for q in vectors[rng.choice(3000, 20, replace=False)] + 0.01:
         q = q / np.linalg.norm(q)
-        hits = index._search_by_codes([q], 10, "")[0]
+        hits = by_codes(index, q, 10)
         flat = index.search(q, 10)  # 3,000 rows: below coarse.MIN_ROWS, so FLAT
         assert [round(h.score, 4) for h in hits] == sorted((round(h.score, 4) for h in hits),
                                                              reverse=True)
@@ -77,7 +85,7 @@ def test_a_filter_applies_in_the_codes_step(big_enough):
     index, vectors, rng = big_enough
     keep = np.array([i % 3 == 1 for i in range(3000)])
     q = vectors[5]
-    hits = index._search_by_codes([q], 10, 'folder == "/p/f1"')[0]
+    hits = by_codes(index, q, 10, 'folder == "/p/f1"')
     assert hits and all(h.path.startswith("/p/f1/") for h in hits)
     assert len(set(ids(hits)) & set(exact(vectors, q, 10, keep))) >= 9
 
@@ -85,9 +93,8 @@ def test_a_filter_applies_in_the_codes_step(big_enough):
 def test_a_large_index_searches_by_codes_and_a_small_one_by_flat(big_enough, monkeypatch):
     index, vectors, _ = big_enough
     used = []
-    real = index._search_by_codes
-    monkeypatch.setattr(index, "_search_by_codes",
-                        lambda *a: used.append(a) or real(*a))
+    real = coarse.search
+    monkeypatch.setattr(coarse, "search", lambda *a: used.append(a) or real(*a))
     index.search(vectors[0], 10)
     assert not used  # 3,000 rows
     monkeypatch.setattr(coarse, "MIN_ROWS", 1000)
@@ -118,3 +125,35 @@ def test_rows_found_by_their_codes_are_the_rows_a_get_finds(big_enough):
         assert np.allclose(row[IMAGE_VECTOR], vectors[int(key[-9:-4])], atol=1e-6)
     many = [f"/p/f{i % 3}/{i:05d}.jpg" for i in range(2500)]  # more than a page of ids
     assert len(index.get(many, ("hash",))) == 2500
+
+
+def test_inner_product_on_unit_vectors_ranks_and_scores_as_cosine(make_index, monkeypatch):
+    """New collections use IP (items.VECTOR_METRIC: FLAT then skips every stored vector's
+    norm), so vectors are stored at unit length whatever length they come in; an index made
+    with COSINE before keeps it and is searched with its own metric."""
+    from mmsearch import items
+
+    new = make_index("new.db")
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(200, new.dim)).astype(np.float32) * rng.uniform(0.2, 5, (200, 1))
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = [Item(path=f"/p/{i:05d}.jpg", size=1, mtime=1.0, hash=f"{i}",
+                 image_vector=v.astype(np.float32)) for i, v in enumerate(vectors)]
+    monkeypatch.setattr(items, "VECTOR_METRIC", "COSINE")
+    old = make_index("old.db")
+    for index in (new, old):
+        index.upsert(rows)
+        index.flush()
+    assert new.search_params(IMAGE_VECTOR, 10)["metric_type"] == "IP"
+    assert old.search_params(IMAGE_VECTOR, 10)["metric_type"] == "COSINE"
+    stored = new.get(["/p/00007.jpg"], (IMAGE_VECTOR,))["/p/00007.jpg"][IMAGE_VECTOR]
+    assert np.linalg.norm(stored) == pytest.approx(1.0, abs=1e-5)
+    for q in unit[:10]:
+        a, b = new.search(q, 10), old.search(q, 10)
+        assert [h.path for h in a] == [h.path for h in b] == \
+            [f"/p/{i:05d}.jpg" for i in np.argsort(-(unit @ q))[:10]]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+        assert a[0].score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(IndexProblem, match=f"{new.dim + 1} numbers, not {new.dim}"):
+        new.upsert([Item(path="/p/wrong.jpg", size=1, mtime=1.0, hash="w",
+                         image_vector=np.ones(new.dim + 1, np.float32))])
