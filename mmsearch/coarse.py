@@ -24,6 +24,7 @@ slower: `id in [...]` and `get(ids)` scan the whole collection in Milvus Lite (9
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 
 import numpy as np
@@ -87,13 +88,18 @@ def fetch(client, collection: str, ids: list[int], fields: list[str]) -> list[di
 def search(client, collection: str, vectors, k: int, filter: str, output: list[str]
            ) -> list[list[dict]]:
     """The top k rows for each query vector: Hamming over the bit codes for CANDIDATES rows
-    (filters applied), then exact cosine over their float16 copies (60 ms at 1M, against
-    300+ ms FLAT). Each hit as a search's: `entity` holds `output`, `distance` the cosine."""
+    (filters applied), exact cosine over their float16 copies, then the winners' `output`
+    fetched by id. Each hit as a search's: `entity` holds `output`, `distance` the cosine.
+    Asking the codes step for `output` too cost 126-163 ms a query at 1M against 96-102 ms
+    this way (the 1,600 candidates' half copies alone: 71-74 ms; fetching 10 rows: 8-10 ms)."""
     res = client.search(collection, data=codes(vectors), anns_field=CODE_FIELD,
-                        limit=max(CANDIDATES, k), filter=filter,
-                        output_fields=[*output, HALF_FIELD],
+                        limit=max(CANDIDATES, k), filter=filter, output_fields=[HALF_FIELD],
                         search_params={"metric_type": "HAMMING", "params": {}})
-    return [rerank(v, list(hits), k) for v, hits in zip(vectors, res)]
+    tops = [rerank(v, list(hits), k) for v, hits in zip(vectors, res)]
+    wanted = list(dict.fromkeys(h["id"] for top in tops for h in top))
+    rows = {r.pop("id"): r for r in fetch(client, collection, wanted, output)} if wanted else {}
+    # a row deleted between the two calls (a writer beside the app) is left out
+    return [[{**h, "entity": rows[h["id"]]} for h in top if h["id"] in rows] for top in tops]
 
 
 def rerank(query, candidates: list[dict], k: int) -> list[dict]:
@@ -103,9 +109,11 @@ def rerank(query, candidates: list[dict], k: int) -> list[dict]:
         return []
     q = np.asarray(query, np.float32)
     q = q / (np.linalg.norm(q) or 1.0)
-    # each row on its own: base64 of 1,024 bytes ends in "==", so joined texts do not decode
-    m = np.stack([np.frombuffer(base64.b64decode(c["entity"][HALF_FIELD]), np.float16)
-                  for c in candidates]).astype(np.float32)
+    # each row on its own (base64 of 1,024 bytes ends in "==", so joined texts do not
+    # decode), into one buffer: 1,600 rows 11-16 ms against 16-17 ms as 1,600 arrays stacked
+    a2b = binascii.a2b_base64
+    m = np.frombuffer(b"".join([a2b(c["entity"][HALF_FIELD]) for c in candidates]),
+                      np.float16).reshape(len(candidates), -1).astype(np.float32)
     scores = (m @ q) / np.maximum(np.linalg.norm(m, axis=1), 1e-12)
     order = np.argsort(-scores, kind="stable")[:k]
     return [{**candidates[i], "distance": float(scores[i])} for i in order]
