@@ -109,6 +109,17 @@ def _load_while(index: Index, meanwhile) -> None:
         raise failed[0]
 
 
+def open_searcher(location: IndexLocation):
+    """The searcher of the index at `location` for a resident app, the index model's Encoder
+    loaded while the engine loads the items: a launch had done one after the other (at 100k
+    ~3-4 s of each; the engine works in its own process, the model in this one)."""
+    from mmsearch.encoder import Encoder
+
+    encoders: list = []
+    index = open_index(location, meanwhile=lambda model: encoders.append(Encoder(model).warm()))
+    return searcher_for(index, encoders[0])
+
+
 def searcher_for(index: Index, encoder=None):
     """The searcher of an open index (`encoder`: default the index model's Encoder)."""
     from mmsearch.encoder import Encoder

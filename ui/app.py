@@ -21,7 +21,7 @@ from mmsearch.config import IndexLocation
 from mmsearch.filters import ORIENTATIONS
 from mmsearch.engine import IndexProblem
 from mmsearch.search import QueryError, Searcher
-from mmsearch.stores import open_index, searcher_for
+from mmsearch.stores import open_searcher
 from mmsearch.thumbnails import Thumbnails, thumbnail_dir
 from ui.duplicates import duplicates_tab
 from ui.handlers import ANY, Handlers, stats_markdown
@@ -292,14 +292,14 @@ def serve(location: IndexLocation, host: str = "127.0.0.1", port: int = 7860,
           indexing: IndexingPolicy = IndexingPolicy(), allow_hosts: tuple[str, ...] = ()
           ) -> None:
     """Open the index, warm model and collection, then serve until interrupted."""
+    print("loading the index and its model …", file=sys.stderr)
     try:
-        index = open_index(location)
+        searcher = open_searcher(location)
     except IndexProblem as exc:
         print(f"mmsearch: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    index = searcher.index
     catalog = index.kind == "catalog"
-    searcher = searcher_for(index)
-    print(f"loading {index.model.label} …", file=sys.stderr)
     searcher.warm()
     print(f"mmsearch app on http://{host}:{port}  ({index.count()} "
           f"{'products' if catalog else 'pictures'})", file=sys.stderr)

@@ -27,13 +27,13 @@ def cmd_ui(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from mmsearch.stores import open_index, searcher_for
+    from mmsearch.stores import open_searcher
     from ui.api import serve_headless
 
     refuse_old_dependencies(args.host)
-    with open_index(index_location(args)) as index:
-        searcher = searcher_for(index)
-        print(f"loading {index.model.label} …", file=sys.stderr)
+    print("loading the index and its model …", file=sys.stderr)
+    searcher = open_searcher(index_location(args))
+    with searcher.index as index:
         searcher.warm()
         print(f"mmsearch serving {index.location} on http://{args.host}:{args.port}/api "
               "(docs: /api/docs); mmsearch commands for this index now ask it; Ctrl+C stops",
