@@ -201,3 +201,48 @@ def test_an_index_of_the_other_milvus_lite_generation_is_one_clear_line(tmp_path
         assert code == 1 and err.count("\n") == 1 and not out, (argv, err)
         assert "mmsearch export" in err and "mmsearch import" in err
     assert (db / "LOCK").exists() if db.is_dir() else db.stat().st_size == 16
+
+
+PANDAS_AT_EXIT = ("import atexit, sys\n"
+                  "def report():\n"
+                  "    m = sys.modules.get('pandas')\n"
+                  "    print('pandas:', 'none' if m is None else 'stand-in' if getattr("
+                  "m, '__mmsearch_stand_in__', False) else 'real', file=sys.stderr)\n"
+                  "atexit.register(report)\n")
+
+
+def test_a_fresh_search_imports_pymilvus_without_pandas_and_answers_the_same(folder, tmp_path):
+    """`mmsearch search` (cli.run) imports pymilvus with pandas stood in for (0.2-0.25 s of
+    a cold search): it answers exactly as `main` with the real pandas does, never imports it,
+    and what pymilvus took from pandas reaches the real one when it is used."""
+    db = tmp_path / "p.db"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MMSEARCH_NO_RESIDENT": "1"}
+    done = subprocess.run([sys.executable, "-m", "mmsearch.cli", "index", str(folder), "--db",
+                           str(db), "--model", "demo"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    argv = ["search", "gaun merah", "--db", str(db), "--json", "-k", "6"]
+    answers = {}
+    for entry in ("run", "main"):
+        call = f"sys.argv = ['mmsearch', *{argv!r}]; from mmsearch.cli import run; run()" \
+            if entry == "run" else f"from mmsearch.cli import main; sys.exit(main({argv!r}))"
+        done = subprocess.run([sys.executable, "-c", PANDAS_AT_EXIT + call],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        answers[entry] = (json.loads(done.stdout), done.stderr.strip().splitlines()[-1])
+    assert answers["run"][1] == "pandas: none" and answers["main"][1] == "pandas: real"
+    assert answers["run"][0] == answers["main"][0] and len(answers["run"][0]) == 6
+    script = ("import sys\n"
+              "from mmsearch.cli import pandas_later\n"
+              "pandas_later.install()\n"
+              "import pymilvus\n"
+              "from pymilvus.orm import schema\n"
+              "assert 'pandas' not in sys.modules and 'pyarrow' not in sys.modules\n"
+              "assert schema.is_list_like([1]) and not schema.is_list_like(1)\n"
+              "import pandas\n"
+              "assert not getattr(pandas, '__mmsearch_stand_in__', False)\n"
+              "assert schema.pd.DataFrame is pandas.DataFrame\n"
+              "print('forwarded')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "forwarded", done.stderr

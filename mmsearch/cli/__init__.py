@@ -51,6 +51,9 @@ def run() -> None:
     """The `mmsearch` command: `main` in a process that exits after it."""
     if sys.argv[1:2] and sys.argv[1] in ONE_SHOT:
         gc.disable()
+        from mmsearch.cli import pandas_later
+
+        pandas_later.install()
     try:
         code = main()
     except BrokenPipeError:  # `mmsearch search ... | head`: the reader has what it wanted
