@@ -136,7 +136,7 @@ def wall(argv: list[str], env: dict, runs: int) -> float:
 
 
 def bench_size(n: int, queries: int, work: Path, env: dict, reference_encoder,
-               peer: tuple[str, Path] | None = None) -> dict:
+               peer: tuple[str, Path] | None = None, cold_rounds: int = 3) -> dict:
     rng = np.random.default_rng(n)
     centres = clip_like(256, rng, np.eye(256, DIM, dtype=np.float32))
     vectors = clip_like(n, rng, centres)
@@ -192,7 +192,7 @@ def bench_size(n: int, queries: int, work: Path, env: dict, reference_encoder,
         proc.wait(timeout=120)
     cold_env = {**env, "MMSEARCH_NO_RESIDENT": "1"}
     if peer is None:
-        out["cli_cold_s"] = wall(search, cold_env, 3)
+        out["cli_cold_s"] = wall(search, cold_env, cold_rounds)
     else:  # interleaved, so machine noise hits both alike
         rclip, datadir = peer
         t0 = time.perf_counter()
@@ -200,7 +200,7 @@ def bench_size(n: int, queries: int, work: Path, env: dict, reference_encoder,
         out["rclip_db_fill_s"] = round(time.perf_counter() - t0, 1)
         (work / "rclip-photos").mkdir(exist_ok=True)
         ours, theirs, rss = [], [], []
-        for _ in range(3):
+        for _ in range(cold_rounds):
             ours.append(wall(search, cold_env, 1))
             got = rclip_peer.query_wall(rclip, work / "rclip-photos", datadir, "a red dress", 1)
             theirs.append(got["wall_s"])
@@ -209,6 +209,9 @@ def bench_size(n: int, queries: int, work: Path, env: dict, reference_encoder,
         out["rclip_cold_s"] = round(statistics.median(theirs), 3)
         out["rclip_peak_rss_mb"] = max(rss)
         out["cold_vs_rclip"] = round(out["cli_cold_s"] / out["rclip_cold_s"], 2)
+        out["cold_rounds_s"] = {"mmsearch": [round(x, 3) for x in ours],
+                                "rclip": [round(x, 3) for x in theirs]}
+        out["cold_rounds_faster_than_rclip"] = sum(a < b for a, b in zip(ours, theirs))
         (datadir / "db.sqlite3").unlink(missing_ok=True)
     shutil.rmtree(db, ignore_errors=True) if db.is_dir() else db.unlink(missing_ok=True)
     export.unlink()
@@ -242,6 +245,8 @@ def main() -> None:
                     "this many picture files")
     ap.add_argument("--no-rclip", action="store_true", help="skip the rclip peer (found on PATH "
                     "or as $RCLIP_BIN)")
+    ap.add_argument("--cold-rounds", type=int, default=3, help="interleaved rounds of the cold "
+                    "`mmsearch search` against `rclip -n` (their medians are compared)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mmsearch-scale-"))
@@ -271,7 +276,7 @@ def main() -> None:
     try:
         for n in (int(s) for s in args.sizes.split(",")):
             result["sizes"].append(bench_size(n, args.queries, work, env, reference_encoder,
-                                                  peer))
+                                                  peer, args.cold_rounds))
             print(json.dumps(result["sizes"][-1]), flush=True)
         if args.rescan:
             result["rescan"] = bench_rescan(args.rescan, work, env)

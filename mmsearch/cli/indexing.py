@@ -169,6 +169,7 @@ def _open_for_indexing(location, requested, args):
     from mmsearch.config import ModelSpec
     from mmsearch.encoder import Encoder
     from mmsearch.engine import IndexNotFoundError
+    from mmsearch.lite import start_early
     from mmsearch.stores import open_index
 
     kind = "catalog" if args.catalog else "folder"
@@ -176,6 +177,7 @@ def _open_for_indexing(location, requested, args):
     # until the model has loaded: so there is nothing to clean up after a failure, and never
     # a folder that another indexer may have filled meanwhile.
     if not location.is_embedded or location.db.exists():
+        start_early(location)  # the engine starts while pymilvus imports, as for a search
         try:
             index = open_index(location, model=requested, kind=kind)
             return index, Encoder(index.model)
