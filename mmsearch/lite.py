@@ -31,7 +31,49 @@ def embedded_engine() -> str:
         import milvus_lite.server  # noqa: F401 - only 2.x has it
     except ImportError:
         return "directory"
+    _end_start_wait_when_listening(milvus_lite.server.Server)
     return "file"
+
+
+# How often a starting engine is looked at: whether it has exited, whether it listens.
+START_POLL_S = 0.005
+
+
+def _end_start_wait_when_listening(server_class) -> None:
+    """Milvus Lite 2.5.1 starts its engine process and then waits a fixed 0.5 s
+    (`Server.start`: `self._p.wait(0.5)`) to see that it did not exit. The engine listens on
+    its socket after 16-21 ms (measured; a file that is no index makes it exit after 16 ms,
+    before listening), so every open of an index waited ~0.48 s for nothing: a cold search,
+    `stats`, `index`, the app's launch. This is that `start` (milvus_lite 2.5.1's, step for
+    step), its wait ending as soon as the engine exits (a failed start, as before) or its
+    socket exists; the engine's first call then waits for it, as it always did. A server on a
+    TCP address (no socket file) waits the whole 0.5 s."""
+    import fcntl
+    import subprocess
+    import time
+
+    if getattr(server_class.start, "_mmsearch", False):
+        return
+
+    def start(self) -> bool:
+        assert self._p is None, "Server already started"
+        self._lock_fd = open(self._lock_path, "a")
+        try:
+            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # server_manager says "Open local milvus failed" (engine.connect)
+        libs = f"{self._bin_path}:{os.environ.get('LD_LIBRARY_PATH', '')}"
+        env = {"LD_LIBRARY_PATH": libs, "DYLD_LIBRARY_PATH": libs, **{
+            k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH")}}
+        self._p = subprocess.Popen(args=self.args, env=env, cwd=str(self._work_dir))
+        deadline = time.monotonic() + 0.5
+        while self._p.poll() is None and time.monotonic() < deadline and \
+                (self._address is not None or not os.path.exists(self._uds_path)):
+            time.sleep(START_POLL_S)
+        return self._p.poll() is None
+
+    start._mmsearch = True
+    server_class.start = start
 
 def _quiet_imports() -> None:
     """Milvus Lite 2.5.1 imports pkg_resources, whose deprecation warning would print on
