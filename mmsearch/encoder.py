@@ -13,6 +13,7 @@ import numpy as np
 
 from mmsearch.config import DEMO_MODEL, DEMO_MODEL_DIR, RANDOM_WEIGHTS, ModelSpec
 from mmsearch.errors import ModelLoadError
+from mmsearch.items import unit_rows
 
 DEMO_CONFIG = DEMO_MODEL_DIR / "mmsearch-demo.json"
 DEMO_WEIGHTS = DEMO_MODEL_DIR / "mmsearch-demo.pt"
@@ -195,5 +196,4 @@ class Encoder:
 
 
 def _normalise(feats) -> np.ndarray:
-    v = feats.float().cpu().numpy()
-    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return unit_rows(feats.float().cpu().numpy())

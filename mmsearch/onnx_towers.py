@@ -28,6 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmsearch.items import unit_rows
+
 __all__ = ["OnnxTowers", "preprocess_image", "TOWERS_FILE", "TEXT_FILE", "VISUAL_FILE",
            "FORMAT_VERSION"]
 
@@ -115,11 +117,6 @@ def preprocess_image(img, image_size: tuple[int, int] | int, mean: Sequence[floa
     m = np.asarray(mean, dtype=np.float32)[:, None, None]
     s = np.asarray(std, dtype=np.float32)[:, None, None]
     return np.ascontiguousarray((x - m) / s, dtype=np.float32)
-
-
-def _normalise(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32)
-    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 class OnnxTowers:
@@ -251,7 +248,7 @@ class OnnxTowers:
             return np.zeros((0, self.dim), np.float32)
         out = [self._run("text", self.tokenize(texts[i:i + batch_size]))
                for i in range(0, len(texts), batch_size)]
-        return _normalise(np.concatenate(out))
+        return unit_rows(np.concatenate(out))
 
     def preprocess(self, img) -> np.ndarray:
         """A PIL image -> float32 [3, H, W], open_clip's eval preprocessing for this model."""
@@ -262,7 +259,7 @@ class OnnxTowers:
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """A preprocessed batch [N, 3, H, W] -> [N, D] unit vectors."""
-        return _normalise(self._run("visual", np.ascontiguousarray(pixels, dtype=np.float32)))
+        return unit_rows(self._run("visual", np.ascontiguousarray(pixels, dtype=np.float32)))
 
     def encode_images(self, images: Sequence, batch_size: int = 32) -> np.ndarray:
         """PIL images -> [N, D] unit vectors."""

@@ -84,7 +84,7 @@ class PymilvusWithoutPandas(importlib.abc.MetaPathFinder):
             return None
         sys.meta_path.remove(self)  # once, and find the real spec without this hook
         spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None or "pandas" in sys.modules:
+        if spec is None or spec.loader is None:
             return spec
         run_module = spec.loader.exec_module
 
