@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from mmsearch import coarse, lite, moments
-from mmsearch.coarse import CODE_FIELD, HALF_FIELD
+from mmsearch.coarse import CODE_FIELD
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, searching,
                              vector_index_for, vector_search_params, writing)
@@ -179,9 +179,9 @@ class Index:
 
     @property
     def has_codes(self) -> bool:
-        """Whether items carry bit codes and float16 copies (FLAT collections do; a server's
-        HNSW does not need them)."""
-        return {CODE_FIELD, HALF_FIELD} <= self.columns()
+        """Whether items carry bit codes (FLAT collections do; a server's HNSW does not need
+        them)."""
+        return CODE_FIELD in self.columns()
 
     @property
     def output(self) -> list[str]:
@@ -217,7 +217,7 @@ class Index:
         columns = self.columns()
         records = [it.record(v, columns) for it, v in zip(items, vectors)]
         if self.has_codes:
-            add_codes(records, vectors)
+            add_codes(records, vectors, columns)
         replaced = self._write(records)
         if self.has_words:
             self._write(photo_words.rows_of(r["text"] for r in records), WORDS, replace=False)
@@ -333,7 +333,7 @@ class Index:
                 coarse.worth_it(self.rows_now(), k, len(vectors)):
             with self.searching():
                 found = coarse.search(self.client, self.COLLECTION, vectors, k, filter,
-                                      self.output)
+                                      self.output, anns_field, self.search_params(anns_field, k))
             return [[Hit.of(h["entity"], h["distance"]) for h in hits] for hits in found]
         data = list(vectors) if anns_field == SPARSE else \
             [np.asarray(v, np.float32).tolist() for v in vectors]

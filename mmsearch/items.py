@@ -127,10 +127,14 @@ def unit_rows(vectors) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
-def add_codes(records: list[dict], vectors: np.ndarray) -> None:
-    """Give each record the bit code and float16 copy of its vector (rows of `vectors`)."""
-    for rec, code, half in zip(records, coarse.codes(vectors), coarse.halves(vectors)):
-        rec[CODE_FIELD], rec[HALF_FIELD] = code, half
+def add_codes(records: list[dict], vectors: np.ndarray, columns: set[str]) -> None:
+    """Give each record the bit code of its vector (rows of `vectors`), and its float16 copy
+    where the collection has that older column."""
+    for rec, code in zip(records, coarse.codes(vectors)):
+        rec[CODE_FIELD] = code
+    if HALF_FIELD in columns:
+        for rec, half in zip(records, coarse.halves(vectors)):
+            rec[HALF_FIELD] = half
 
 
 def create_items(client, dim: int, vector_index: str, index_params: dict, products: bool,
@@ -180,10 +184,9 @@ def create_items(client, dim: int, vector_index: str, index_params: dict, produc
         s.add_field(TEXT_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
         params.add_index(TEXT_VECTOR, index_type=vector_index, metric_type=VECTOR_METRIC,
                          params=index_params)
-    if vector_index == "FLAT":  # bit codes and float16 copies for a quick first step on
-        # large indexes (mmsearch/coarse.py); servers have HNSW instead
+    if vector_index == "FLAT":  # bit codes for a quick first step on large indexes
+        # (mmsearch/coarse.py); servers have HNSW instead
         s.add_field(CODE_FIELD, DataType.BINARY_VECTOR, dim=CODE_BITS)
-        s.add_field(HALF_FIELD, DataType.VARCHAR, max_length=coarse.half_chars(dim))
         params.add_index(CODE_FIELD, index_type="BIN_FLAT", metric_type="HAMMING")
     create(ITEMS, s, params)
 
