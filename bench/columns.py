@@ -1,14 +1,18 @@
 """What each group of item columns costs in Milvus Lite 2.5.1: insert rate and the load of a
 fresh process (open + load + first answer), side by side, on synthetic rows.
 
-Column sets, each a superset of the one before:
+Column sets, the first five each a superset of the one before:
 - pictures: schema 1's folder columns (path, folder, size, mtime, taken, hash, width, height,
   the 512-d vector);
 - items: + key, text (plain), fields (JSON) — what a photo item has (mmsearch.items);
 - products: + title, description, text_hash, source — a catalogue's optional group;
 - bm25: + BM25 over the text (analyzer, sparse field, BM25 function), texts as a photo's
   would be ("photos 2014");
-- bm25_empty: the same with every text empty.
+- bm25_empty: the same with every text empty;
+- meta: a photo item as mmsearch.items now makes it: path, taken, width, height and the
+  vector as columns, the rest (key, folder, size, mtime, hash, text, fields) in the dynamic
+  field, plus the SimHash codes of a FLAT collection;
+- columns_codes: `items` with the codes and float16 copies, as photo items were made before.
 
 Each set is written by its own process (PAGE-sized inserts, as mmsearch writes), then opened
 by two fresh processes; the faster open counts. With --rounds N the sets take turns N times
@@ -21,6 +25,7 @@ bench/results/columns.json.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import shutil
 import statistics
@@ -32,13 +37,15 @@ from pathlib import Path
 
 DIM = 512
 PAGE = 1000
-SETS = ("pictures", "items", "products", "bm25", "bm25_empty")
+SETS = ("pictures", "items", "products", "bm25", "bm25_empty", "meta", "columns_codes")
 OUT = Path(__file__).resolve().parent / "results" / "columns.json"
 
 
 def schema(client, name: str):
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
+    if name == "meta":
+        return meta_schema(client)
     s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     s.add_field("id", DataType.INT64, is_primary=True)
     for f in ("path", "folder"):
@@ -57,7 +64,10 @@ def schema(client, name: str):
         s.add_field("text", DataType.VARCHAR, max_length=16384,
                     enable_analyzer=name.startswith("bm25"))
         s.add_field("fields", DataType.JSON)
-    if name not in ("pictures", "items"):
+    if name == "columns_codes":
+        codes(s, p)
+        s.add_field("half", DataType.VARCHAR, max_length=1368)
+    if name not in ("pictures", "items", "columns_codes"):
         for f, n in (("title", 2048), ("description", 16384), ("text_hash", 64),
                      ("source", 4096)):
             s.add_field(f, DataType.VARCHAR, max_length=n)
@@ -66,6 +76,29 @@ def schema(client, name: str):
         s.add_function(Function(name="bm25", function_type=FunctionType.BM25,
                                 input_field_names=["text"], output_field_names=["sparse"]))
         p.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    return s, p
+
+
+def codes(s, p) -> None:
+    from pymilvus import DataType
+
+    s.add_field("simhash", DataType.BINARY_VECTOR, dim=1024)
+    p.add_index("simhash", index_type="BIN_FLAT", metric_type="HAMMING")
+
+
+def meta_schema(client):
+    from pymilvus import DataType, MilvusClient
+
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("path", DataType.VARCHAR, max_length=4096)
+    s.add_field("taken", DataType.DOUBLE)
+    s.add_field("width", DataType.INT32)
+    s.add_field("height", DataType.INT32)
+    s.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    p = client.prepare_index_params()
+    p.add_index("vector", index_type="FLAT", metric_type="IP")
+    codes(s, p)
     return s, p
 
 
@@ -89,10 +122,14 @@ def write(db: str, name: str, rows: int) -> dict:
             row = {"id": j, "path": f"{folder}/img{j:07d}.jpg", "folder": folder,
                    "size": 100_000, "mtime": 1.6e9 + j, "taken": 1.6e9 + j, "hash": f"{j:032x}",
                    "width": 4000, "height": 3000, "vector": v[i].tolist()}
+            if name in ("meta", "columns_codes"):
+                row |= {"simhash": np.packbits(v[i] > 0).tobytes() * 2}
+            if name == "columns_codes":
+                row["half"] = base64.b64encode(v[i].astype(np.float16).tobytes()).decode()
             if name != "pictures":
                 row |= {"key": row["path"], "fields": {"folders": f"photos {2010 + j % 15}"},
                         "text": "" if name == "bm25_empty" else f"photos {2010 + j % 15}"}
-            if name not in ("pictures", "items"):
+            if name not in ("pictures", "items", "meta", "columns_codes"):
                 row |= {"title": "", "description": "", "text_hash": "0" * 32, "source": ""}
             page.append(row)
         client.insert("t", page)
@@ -126,7 +163,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--sets", default=",".join(SETS[:5]))
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)

@@ -22,7 +22,8 @@ from mmsearch.engine import (VECTOR_INDEX_PARAMS, IndexProblem, _disk_bytes, sea
 from mmsearch.filters import quote, under_folder
 from mmsearch.hits import OUTPUT, Hit  # noqa: F401 - Hit is imported from here too
 from mmsearch.items import (IMAGE_VECTOR, ITEMS, SCHEMA_VERSION, SPARSE, TEXT_VECTOR, Item,
-                            add_codes, create_items, create_meta, item_id, unit_rows)
+                            add_codes, create_items, create_meta, item_id, stored_columns,
+                            unit_rows)
 from mmsearch.words import WORDS
 from mmsearch import words as photo_words
 
@@ -173,8 +174,7 @@ class Index:
     def columns(self) -> set[str]:
         """The collection's column names (read once): which optional groups it has."""
         if "_field_names" not in self.__dict__:
-            described = self.client.describe_collection(self.COLLECTION)
-            self._field_names = {f["name"] for f in described.get("fields", [])}
+            self._field_names = stored_columns(self.client.describe_collection(self.COLLECTION))
         return self._field_names
 
     @property

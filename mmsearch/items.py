@@ -45,6 +45,9 @@ VECTOR_METRIC = "IP"
 # 1 s of every load, 4.3 s against 3.3 s, and a tenth of the insert rate; bench notes in
 # items.create_items).
 PRODUCT_COLUMNS = ("title", "description", "text_hash", "source")
+# An item's names kept in the dynamic field, not columns (create_items says why); a
+# catalogue's PRODUCT_COLUMNS too, and a photo's text ("text" is a catalogue's BM25 column).
+IN_META = ("key", "folder", "size", "mtime", "hash", "text", "fields")
 
 
 def item_id(key: str) -> int:
@@ -144,33 +147,25 @@ def create_items(client, dim: int, vector_index: str, index_params: dict, produc
     `products` (a catalogue) adds PRODUCT_COLUMNS, a CLIP vector of each item's text (titles
     say what a picture cannot; photos go without, 2 GB less at 1M) and BM25 over the text.
 
-    Photos keep their words as plain text for now, because every column is paid for at every
-    load (app launch, a fresh `mmsearch search`). Measured with Milvus Lite 2.5.1, 100k rows
-    of 512-d, open + load + first answer in a fresh process: the schema-1 picture columns
-    2.6-2.9 s; with key, text and fields 3.1-3.4 s; with the product columns too 4.2-4.4 s;
-    with BM25 over the text 7.2 s when every text is empty and 8.9 s with short ones (6.2 s
-    for a plain sparse field). Inserts: 5.5k, 4.3k, 4.0k and 3.6k rows/s."""
+    Only what a filter compares or an index needs is a column of its own (IN_COLUMNS); the
+    rest of an item (IN_META) is kept in Milvus's dynamic field, one JSON per row, and read,
+    written and filtered by the same names. Milvus Lite 2.5.1 pays for every column of every
+    row at each load, the more so for text columns (it copies the schema once per text
+    column per row): 100k rows of 512-d with codes, a fresh process's load, 3 rounds each,
+    took 2.3-3.5 s with every fact a column and 1.5-2.2 s this way (bench notes in README,
+    "What the item shape costs"); 1.0-1.8 s with the vectors alone."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True,
                                    description="mmsearch items")
     s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("key", DataType.VARCHAR, max_length=MAX_PATH)
-    s.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
-    s.add_field("folder", DataType.VARCHAR, max_length=MAX_PATH)
-    s.add_field("size", DataType.INT64)
-    s.add_field("mtime", DataType.DOUBLE)
-    s.add_field("taken", DataType.DOUBLE)
-    s.add_field("hash", DataType.VARCHAR, max_length=64)
+    s.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)  # the folder filter's range
+    s.add_field("taken", DataType.DOUBLE)  # the date filter
+    # --orientation compares the two: Milvus cannot compare two values of the JSON
     s.add_field("width", DataType.INT32)
     s.add_field("height", DataType.INT32)
-    s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=products)
-    s.add_field("fields", DataType.JSON)
-    if products:
-        s.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE)
-        s.add_field("description", DataType.VARCHAR, max_length=MAX_TEXT)
-        s.add_field("text_hash", DataType.VARCHAR, max_length=64)
-        s.add_field("source", DataType.VARCHAR, max_length=MAX_PATH)
+    if products:  # BM25's input must be a column of its own
+        s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True)
     s.add_field(IMAGE_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
     params = client.prepare_index_params()
     params.add_index(IMAGE_VECTOR, index_type=vector_index, metric_type=VECTOR_METRIC,
@@ -180,7 +175,6 @@ def create_items(client, dim: int, vector_index: str, index_params: dict, produc
         s.add_function(Function(name="bm25", function_type=FunctionType.BM25,
                                 input_field_names=["text"], output_field_names=[SPARSE]))
         params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-    if products:
         s.add_field(TEXT_VECTOR, DataType.FLOAT_VECTOR, dim=dim)
         params.add_index(TEXT_VECTOR, index_type=vector_index, metric_type=VECTOR_METRIC,
                          params=index_params)
@@ -189,6 +183,16 @@ def create_items(client, dim: int, vector_index: str, index_params: dict, produc
         s.add_field(CODE_FIELD, DataType.BINARY_VECTOR, dim=CODE_BITS)
         params.add_index(CODE_FIELD, index_type="BIN_FLAT", metric_type="HAMMING")
     create(ITEMS, s, params)
+
+
+def stored_columns(described: dict) -> set[str]:
+    """What an item collection holds, by name, from `describe_collection`: its columns, and
+    where it has a dynamic field, the names kept there (IN_META; a catalogue's, BM25 over its
+    text, PRODUCT_COLUMNS too). Collections made before IN_META kept every name a column."""
+    names = {f["name"] for f in described.get("fields", [])}
+    if described.get("enable_dynamic_field"):
+        names |= set(IN_META) | (set(PRODUCT_COLUMNS) if SPARSE in names else set())
+    return names
 
 
 def create_meta(client, name: str, create) -> None:

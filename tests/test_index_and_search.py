@@ -81,6 +81,56 @@ def test_reindex_follows_adds_changes_and_deletes(nested, make_index, encoder):
     assert index_paths([str(nested)], index, encoder, progress=False).to_json()["unchanged"] == 24
 
 
+@pytest.mark.parametrize("layout", ["meta", "every fact a column"])
+def test_each_item_layout_indexes_reindexes_filters_and_searches(nested, make_index, encoder,
+                                                                 monkeypatch, layout):
+    """New item collections keep the facts no filter compares in Milvus's dynamic field
+    (items.IN_META); an index made before kept every fact a column (and a float16 copy of
+    each vector). The same code reads, writes, filters and searches both."""
+    from pymilvus import DataType
+
+    from mmsearch import coarse, items
+    from mmsearch.filters import Filters
+
+    if layout != "meta":
+        real = Index._create_collection
+        types = {"key": (DataType.VARCHAR, 4096), "folder": (DataType.VARCHAR, 4096),
+                 "size": (DataType.INT64, 0), "mtime": (DataType.DOUBLE, 0),
+                 "hash": (DataType.VARCHAR, 64), "text": (DataType.VARCHAR, 16384),
+                 "fields": (DataType.JSON, 0), coarse.HALF_FIELD: (DataType.VARCHAR, 4096)}
+
+        def every_fact_a_column(self, name, schema, params):
+            if name == items.ITEMS:
+                schema.enable_dynamic_field = False
+                for field, (dtype, length) in types.items():
+                    schema.add_field(field, dtype, **({"max_length": length} if length else {}))
+            real(self, name, schema, params)
+
+        monkeypatch.setattr(Index, "_create_collection", every_fact_a_column)
+    index = make_index()
+    names = {f["name"] for f in index.client.describe_collection(index.COLLECTION)["fields"]}
+    assert ("size" in names) == (layout != "meta") and "path" in names
+    assert {"size", "mtime", "hash", "fields", "key"} <= index.columns()
+    index_paths([str(nested)], index, encoder, progress=False)
+    some = sorted(folder_paths(nested))[0]
+    row = index.get([some], ("size", "mtime", "hash", "width", "folder", "fields"))[some]
+    assert row["size"] == os.path.getsize(some) and row["folder"] == os.path.dirname(some)
+    assert row["mtime"] == pytest.approx(os.path.getmtime(some)) and row["width"] == 112
+    os.utime(some, (time.time() + 50, time.time() + 50))
+    again = index_paths([str(nested)], index, encoder, progress=False).to_json()
+    assert (again["unchanged"], again["updated"]) == (24, 0)  # the mtime read back, no encode
+    searcher = Searcher(index, encoder)
+    under = str(nested / "b")
+    query = Query.of(texts=["a shoe"], filters=Filters.parse(folder=under, type="picture",
+                                                             orientation="square"))
+    hits = searcher.search(query, k=30)
+    assert hits and {h.path for h in hits} <= {p for p in folder_paths(nested)
+                                               if p.startswith(under + os.sep)}
+    query.filters = Filters.parse(folder=under, orientation="portrait")
+    assert searcher.search(query, k=30) == []  # every demo picture is square
+    assert searcher.search_image(some, k=1)[0].path == some
+
+
 def test_writing_a_path_again_replaces_its_row_never_adds_one(make_index):
     """New rows are inserted and known ones upserted (Milvus Lite's upsert slows with size):
     a path written twice, in one call or two, is one row holding the last write."""
