@@ -330,10 +330,11 @@ class Index:
                     for rows in [self.get([key for key, _ in ranked], self.output)]]
         if anns_field == IMAGE_VECTOR and self.has_codes and \
                 self.vector_index_type(anns_field) == "FLAT" and \
-                coarse.worth_it(self.rows_now(), k, len(vectors)):
+                coarse.worth_it(rows := self.rows_now(), k, len(vectors)):
             with self.searching():
                 found = coarse.search(self.client, self.COLLECTION, vectors, k, filter,
-                                      self.output, anns_field, self.search_params(anns_field, k))
+                                      self.output, anns_field, self.search_params(anns_field, k),
+                                      rows)
             return [[Hit.of(h["entity"], h["distance"]) for h in hits] for hits in found]
         data = list(vectors) if anns_field == SPARSE else \
             [np.asarray(v, np.float32).tolist() for v in vectors]
