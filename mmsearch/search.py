@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -212,9 +213,23 @@ class Searcher:
     text vector (words, stored text vectors) and BM25 (the words). One signal is one Milvus
     search; several are fused (mmsearch.fusion)."""
 
-    def __init__(self, index: Index, encoder: Encoder | None = None):
+    def __init__(self, index: Index, encoder=None):
+        """`encoder` answers queries: the torch Encoder (the default) or the model's ONNX
+        towers (mmsearch.towers.query_encoder), which a resident app opens in ~0.5 s."""
         self.index = index
         self.encoder = encoder or Encoder(index.model)
+        self._indexing: Encoder | None = None
+        self._indexing_lock = threading.Lock()
+
+    def indexing_encoder(self) -> Encoder:
+        """The torch model, for writing pictures (bf16: faster than the ONNX towers for a
+        batch): the query encoder when it is that model, else loaded on the first call."""
+        if isinstance(self.encoder, Encoder):
+            return self.encoder
+        with self._indexing_lock:
+            if self._indexing is None:
+                self._indexing = Encoder(self.index.model)
+            return self._indexing
 
     @property
     def catalog(self) -> bool:

@@ -110,13 +110,17 @@ def _load_while(index: Index, meanwhile) -> None:
 
 
 def open_searcher(location: IndexLocation):
-    """The searcher of the index at `location` for a resident app, the index model's Encoder
-    loaded while the engine loads the items: a launch had done one after the other (at 100k
-    ~3-4 s of each; the engine works in its own process, the model in this one)."""
-    from mmsearch.encoder import Encoder
+    """The searcher of the index at `location` for a resident app, its query encoder readied
+    while the engine loads the items (a launch had done one after the other: at 100k ~3-4 s
+    of each). That is the model's ONNX towers where they were exported (`query_encoder`):
+    they open in ~0.5 s, where importing torch and loading the model took ~5 s of both
+    cores beside the engine's load; the torch model then loads on the first indexing job
+    (`Searcher.indexing_encoder`)."""
+    from mmsearch.towers import query_encoder
 
     encoders: list = []
-    index = open_index(location, meanwhile=lambda model: encoders.append(Encoder(model).warm()))
+    index = open_index(location,
+                       meanwhile=lambda model: encoders.append(query_encoder(model).warm()))
     return searcher_for(index, encoders[0])
 
 

@@ -254,3 +254,36 @@ def test_query_path_never_imports_torch(towers_dir, capsys):
     with capsys.disabled():
         print(f"\nfresh process (python start + import + load + one text encode): {wall:.2f} s "
               f"wall, {float(proc.stdout.strip()):.2f} s inside")
+
+
+def test_a_resident_app_answers_with_the_towers_and_indexes_with_torch(
+        towers_dir, fp32_encoder, tmp_path, monkeypatch):
+    """`open_searcher` (the app, `mmsearch serve`) readies the model's ONNX towers where they
+    were exported, while the engine loads; its first indexing job loads the torch model,
+    once, and the towers' answers are the torch model's."""
+    import shutil
+
+    from indexer.pipeline import index_paths
+    from mmsearch import towers
+    from mmsearch.config import IndexLocation
+    from mmsearch.search import Query, Searcher
+    from mmsearch.stores import open_index, open_searcher
+
+    monkeypatch.setattr(towers, "towers_dir", lambda spec: towers_dir)
+    location = IndexLocation.resolve(db=tmp_path / "resident.db")
+    open_index(location, model=fp32_encoder.spec, create_model=fp32_encoder.spec,
+               dim=fp32_encoder.dim).close()
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for f in demo_files(40):
+        shutil.copy2(f, folder / f.name)
+    searcher = open_searcher(location)
+    with searcher.index as index:
+        assert isinstance(searcher.encoder, OnnxTowers)
+        writer = searcher.indexing_encoder()
+        assert isinstance(writer, Encoder) and searcher.indexing_encoder() is writer
+        assert index_paths([str(folder)], index, writer, progress=False).added == 40
+        query = Query.of(texts=["a dress"])
+        ours = [h.path for h in searcher.search(query, k=5)]
+        theirs = [h.path for h in Searcher(index, fp32_encoder).search(query, k=5)]
+        assert ours[0] == theirs[0] and len(set(ours) & set(theirs)) >= 4

@@ -130,8 +130,8 @@ def _run_index(searcher, body: IndexIn, on_progress):
 
         if searcher.index.kind != "catalog":
             raise ValueError("this app serves a folder index, not a product catalogue")
-        return import_catalog(body.catalog, searcher.index, searcher.encoder, progress=False,
-                              on_progress=on_progress)
+        return import_catalog(body.catalog, searcher.index, searcher.indexing_encoder(),
+                              progress=False, on_progress=on_progress)
     from indexer.pipeline import index_paths
     from mmsearch.towers import export_query_towers
 
@@ -139,11 +139,12 @@ def _run_index(searcher, body: IndexIn, on_progress):
         raise ValueError("this app serves a product catalogue: give --catalog FILE")
     from mmsearch.ocr import reader_for
 
-    summary = index_paths(body.paths, searcher.index, searcher.encoder, progress=False,
+    encoder = searcher.indexing_encoder()
+    summary = index_paths(body.paths, searcher.index, encoder, progress=False,
                           on_progress=on_progress,
                           ocr=reader_for(body.ocr, body.ocr_lang) or False, video=body.video)
-    if getattr(searcher.encoder, "loaded", False):
-        export_query_towers(searcher.encoder)  # for later fresh `mmsearch search` runs
+    if getattr(encoder, "loaded", False):
+        export_query_towers(encoder)  # for later fresh `mmsearch search` runs
     return summary
 
 

@@ -231,7 +231,7 @@ class Handlers(AppHandlers):
             self.fail(exc)
         try:
             with self.indexing_run():
-                summary = index_paths(folders, self.searcher.index, self.searcher.encoder,
+                summary = index_paths(folders, self.searcher.index, self.searcher.indexing_encoder(),
                                       progress=False, on_progress=on_progress)
         except IndexProblem as exc:
             self.fail(exc)

@@ -104,7 +104,7 @@ class CatalogHandlers(AppHandlers):
         with self.indexing_run():
             for f in files:  # one bad file is reported; the others still import
                 try:
-                    summary = import_catalog(f, self.searcher.index, self.searcher.encoder,
+                    summary = import_catalog(f, self.searcher.index, self.searcher.indexing_encoder(),
                                              progress=False, on_progress=on_progress,
                                              picture_roots=(os.path.dirname(f),
                                                             *self.indexing.roots))
