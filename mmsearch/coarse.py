@@ -86,29 +86,33 @@ def fetch(client, collection: str, ids: list[int], fields: list[str]) -> list[di
     returns it in 1.7 ms at 100k and ~7 ms at 1M (8 rows: 2.6 / 7.9 ms). `fields` must not
     name a binary or float16 vector, which 2.5.1's search cannot return."""
     hits = client.search(collection, data=[bytes(CODE_BITS // 8)], anns_field=CODE_FIELD,
-                         filter=f"id in [{', '.join(str(int(i)) for i in ids)}]",
+                         filter=_id_in(ids),
                          limit=len(ids), output_fields=fields,
                          search_params={"metric_type": "HAMMING"})[0]
     return [{"id": h["id"], **h["entity"]} for h in hits]
 
 
 def search(client, collection: str, vectors, k: int, filter: str, output: list[str],
-           vector_field: str, params: dict, rows: int = MIN_ROWS) -> list[list[dict]]:
-    """The top k rows for each query vector: Hamming over the bit codes for `candidates(rows)`
-    ids
-    (filters applied), then a search of `vector_field` (asked with `params`: its index's
-    metric) over exactly those rows, which returns the winners' `output` and their distance
-    as FLAT would (62 ms a query at 1M; the module's notes)."""
+           vector_field: str, params: dict, rows: int) -> list[list[dict]]:
+    """The top k rows for each query vector: Hamming over the bit codes for the ids of
+    `candidates(rows)` rows (filters applied; `rows` is the collection's size), then a search
+    of `vector_field` (asked with `params`: its index's metric) over exactly those rows,
+    which returns the winners' `output` and their distance as FLAT would (62 ms a query at
+    1M; the module's notes)."""
     res = client.search(collection, data=codes(vectors), anns_field=CODE_FIELD,
                         limit=max(candidates(rows), k), filter=filter, output_fields=[],
                         search_params={"metric_type": "HAMMING", "params": {}})
     found = []
     for vector, hits in zip(vectors, res):
-        ids = ", ".join(str(int(h["id"])) for h in hits)
         # a row deleted between the two calls (a writer beside the app) is left out
         found.append(list(client.search(
             collection, data=[np.asarray(vector, np.float32).tolist()], anns_field=vector_field,
-            limit=k, filter=f"id in [{ids}]", output_fields=output, search_params=params)[0])
-            if ids else [])
+            limit=k, filter=_id_in([h["id"] for h in hits]), output_fields=output,
+            search_params=params)[0]) if hits else [])
     return found
+
+
+def _id_in(ids) -> str:
+    """The filter expression for exactly these primary keys."""
+    return f"id in [{', '.join(str(int(i)) for i in ids)}]"
 

@@ -147,8 +147,8 @@ def create_items(client, dim: int, vector_index: str, index_params: dict, produc
     `products` (a catalogue) adds PRODUCT_COLUMNS, a CLIP vector of each item's text (titles
     say what a picture cannot; photos go without, 2 GB less at 1M) and BM25 over the text.
 
-    Only what a filter compares or an index needs is a column of its own (IN_COLUMNS); the
-    rest of an item (IN_META) is kept in Milvus's dynamic field, one JSON per row, and read,
+    Only what a filter compares or an index needs is a column of its own (below); the rest
+    of an item (IN_META) is kept in Milvus's dynamic field, one JSON per row, and read,
     written and filtered by the same names. Milvus Lite 2.5.1 pays for every column of every
     row at each load, the more so for text columns (it copies the schema once per text
     column per row). bench/columns.py, 100k photo items with codes, taking turns 3 times:

@@ -31,7 +31,7 @@ def big_enough(make_index):
 def by_codes(index, q, k, filter=""):
     """The codes path alone (what Index.search takes above coarse.MIN_ROWS rows)."""
     hits = coarse.search(index.client, index.COLLECTION, [q], k, filter, index.output,
-                         IMAGE_VECTOR, index.search_params(IMAGE_VECTOR, k))[0]
+                         IMAGE_VECTOR, index.search_params(IMAGE_VECTOR, k), index.rows_now())[0]
     return [Hit.of(h["entity"], h["distance"]) for h in hits]
 
 
