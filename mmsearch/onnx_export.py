@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch.onnx_towers import (FORMAT_VERSION, OPSET, TEXT_FILE, TOWERS_FILE, VISUAL_FILE,
-                                  OnnxTowers)
+from mmsearch.onnx_towers import (DATA_SUFFIX, FORMAT_VERSION, OPSET, TEXT_FILE, TOWERS_FILE,
+                                  VISUAL_FILE, OnnxTowers)
 
 __all__ = ["export_towers"]
 
@@ -122,6 +122,26 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
 
 
+def _weights_apart(exported: Path, final: Path) -> None:
+    """Write the exported graph to `final` with its weights in one raw file beside it
+    (`final`.data): ONNX Runtime then reads them straight from that file where a graph that
+    holds them has its 254 MB protobuf parsed and copied. Opening ViT-B-32's text tower (the
+    first thing a cold search waits on): 0.55-0.59 s -> 0.22-0.25 s, 3 rounds each, here."""
+    import onnx
+
+    data = final.with_name(final.name + DATA_SUFFIX)
+    model = onnx.load(str(exported))
+    data.unlink(missing_ok=True)  # onnx appends to an existing data file
+    staged = final.with_name(final.name + ".staged")
+    try:
+        onnx.save_model(model, str(staged), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
+        os.chmod(data, os.stat(staged).st_mode & 0o777)  # onnx makes it private (0600)
+        os.replace(staged, final)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def export_towers(spec_or_model: Any, folder: str | os.PathLike, *, arch: str | None = None,
                   label: str | None = None, verify: bool = True) -> dict:
     """Export the text and visual towers of an open_clip model to ONNX files in `folder`.
@@ -181,7 +201,7 @@ def export_towers(spec_or_model: Any, folder: str | os.PathLike, *, arch: str | 
             tmp = folder / (name + ".tmp")
             try:
                 torch.onnx.export(tower, (example,), str(tmp), **common)
-                os.replace(tmp, folder / name)
+                _weights_apart(tmp, folder / name)
             finally:
                 tmp.unlink(missing_ok=True)
     vocab_dst = folder / vocab_src.name

@@ -5,6 +5,7 @@ package) writes
 
     folder/text.onnx      tokens [N, context_length] int64 -> features [N, D] float32
     folder/visual.onnx    pixels [N, 3, H, W] float32      -> features [N, D] float32
+    folder/*.onnx.data    each graph's weights, raw, beside it (older exports hold them inside)
     folder/towers.json    what the runtime needs: model, dim, image size, preprocessing, tokenizer
     folder/bpe_simple_vocab_16e6.txt.gz   the CLIP vocabulary (so the folder stands alone)
 
@@ -36,6 +37,7 @@ __all__ = ["OnnxTowers", "preprocess_image", "TOWERS_FILE", "TEXT_FILE", "VISUAL
 TOWERS_FILE = "towers.json"
 TEXT_FILE = "text.onnx"
 VISUAL_FILE = "visual.onnx"
+DATA_SUFFIX = ".data"  # a tower's weights file: its graph's name + this
 FORMAT_VERSION = 1
 OPSET = 17
 
