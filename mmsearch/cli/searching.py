@@ -102,7 +102,9 @@ def _search_here(location, request) -> dict:
     """Open the index in this process and run the request (no resident process is up). In a
     fresh process the embedded engine starts while pymilvus is imported, and the query's
     encoder opens meanwhile (the model this index was last searched with; else while the
-    engine loads the index): those ran one after the other before (bench/cli.py)."""
+    engine loads the index): those ran one after the other before (bench/cli.py). Its
+    tokenizer (Python, ~0.15-0.5 s) is built while the engine loads: built first, it held
+    back the load (at 100k the longest step, ~1.7-2 s)."""
     from mmsearch.encoder import Encoder
     from mmsearch.lite import start_early
     from mmsearch.towers import query_encoder, remember_model, remembered_model
@@ -113,7 +115,7 @@ def _search_here(location, request) -> dict:
     hint = remembered_model(location) if text or visual else None
     early = query_encoder(hint) if hint else None  # ONNX towers: no torch
     if early is not None and not isinstance(early, Encoder):
-        early.warm_meanwhile(text=text, visual=visual)
+        early.warm_meanwhile(text=text, visual=visual, tokenizer=False)
     from mmsearch.stores import open_index, searcher_for
 
     encoders = []
@@ -121,6 +123,8 @@ def _search_here(location, request) -> dict:
     def ready_encoder(model) -> None:
         if early is not None and model == hint:
             encoders.append(early)
+            if text:
+                _ = early.tokenizer
             return
         encoder = query_encoder(model)
         encoders.append(encoder)
