@@ -119,6 +119,37 @@ def test_export_writes_each_tower_with_its_own_weights(towers_dir, fp32_encoder,
         assert 0.9 * n_params <= weights <= 1.1 * n_params, (name, weights, n_params)
 
 
+def test_towers_exported_with_weights_inside_are_rewritten_once(towers_dir, towers, tmp_path):
+    """An older mmsearch wrote each tower's weights inside its graph; an indexing run that
+    finds such towers moves the weights beside the graph, and they encode as before."""
+    import shutil
+
+    from mmsearch.towers import _weights_apart
+
+    onnx = pytest.importorskip("onnx")
+    older = tmp_path / "older"
+    shutil.copytree(towers_dir, older)
+    for name in ("text.onnx", "visual.onnx"):
+        onnx.save(onnx.load(str(older / name)), str(older / name))  # weights inside
+        (older / (name + ".data")).unlink()
+    inside = {n: (older / n).stat().st_size for n in ("text.onnx", "visual.onnx")}
+    pictures = [Image.open(f).convert("RGB") for f in demo_files(4)]
+    text = OnnxTowers(older).encode_texts(TEXTS)
+    seen = OnnxTowers(older).encode_images(pictures)
+
+    _weights_apart(older)
+    for name, size in inside.items():
+        assert (older / (name + ".data")).stat().st_size > 0.9 * size
+        assert (older / name).stat().st_size < 0.1 * size
+    rewritten = OnnxTowers(older)
+    assert np.array_equal(rewritten.encode_texts(TEXTS), text)
+    assert np.array_equal(rewritten.encode_images(pictures), seen)
+    assert np.allclose(towers.encode_texts(TEXTS), text, atol=1e-6)
+    before = {p.name: p.stat().st_mtime_ns for p in older.iterdir()}
+    _weights_apart(older)  # done once: nothing is written again
+    assert {p.name: p.stat().st_mtime_ns for p in older.iterdir()} == before
+
+
 # -- the tokenizer ---------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["mmsearch-demo", "ViT-B-32"])
 def test_tokenizer_gives_open_clips_ids(name):
