@@ -124,7 +124,7 @@ def test_towers_exported_with_weights_inside_are_rewritten_once(towers_dir, towe
     finds such towers moves the weights beside the graph, and they encode as before."""
     import shutil
 
-    from mmsearch.towers import _weights_apart
+    from mmsearch.towers import _rewrite_older_towers
 
     onnx = pytest.importorskip("onnx")
     older = tmp_path / "older"
@@ -137,7 +137,7 @@ def test_towers_exported_with_weights_inside_are_rewritten_once(towers_dir, towe
     text = OnnxTowers(older).encode_texts(TEXTS)
     seen = OnnxTowers(older).encode_images(pictures)
 
-    _weights_apart(older)
+    _rewrite_older_towers(older)
     for name, size in inside.items():
         assert (older / (name + ".data")).stat().st_size > 0.9 * size
         assert (older / name).stat().st_size < 0.1 * size
@@ -146,7 +146,7 @@ def test_towers_exported_with_weights_inside_are_rewritten_once(towers_dir, towe
     assert np.array_equal(rewritten.encode_images(pictures), seen)
     assert np.allclose(towers.encode_texts(TEXTS), text, atol=1e-6)
     before = {p.name: p.stat().st_mtime_ns for p in older.iterdir()}
-    _weights_apart(older)  # done once: nothing is written again
+    _rewrite_older_towers(older)  # done once: nothing is written again
     assert {p.name: p.stat().st_mtime_ns for p in older.iterdir()} == before
 
 
