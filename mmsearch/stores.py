@@ -12,13 +12,28 @@ from __future__ import annotations
 from mmsearch.config import IndexLocation, ModelSpec
 from mmsearch.engine import (IndexKindError, IndexNotFoundError, ModelMismatchError,
                              OutdatedIndexError, connect, create_database, vector_index_for)
-from mmsearch.index import Index
-from mmsearch.lite import _embedded_opened
-from mmsearch.items import SCHEMA_VERSION
+from mmsearch.index import META, Index
+from mmsearch.lite import _embedded_opened, start_early
+from mmsearch.items import ITEMS, SCHEMA_VERSION
 from mmsearch.upgrade import upgrade
+from mmsearch.words import WORDS
 
 KIND_NAMES = {"folder": "folder index (`mmsearch index FOLDER`)",
               "catalog": "product catalogue (`mmsearch index --catalog FILE`)"}
+
+
+# What opening an index loads, in the order a fresh process asks for it as soon as the engine
+# has started (`start_engine_early`): the meta first (a few rows: the model it names is read
+# next, while the rest loads), then the items, then the photos' words.
+EARLY_LOADS = (META, ITEMS, WORDS)
+
+
+def start_engine_early(location: IndexLocation) -> None:
+    """For a fresh process about to open the embedded index at `location` (a cold search, an
+    app's launch, an indexing run): its engine starts and loads the index in the background
+    while this process imports the rest (pymilvus ~0.5 s; gradio ~5 s before an app opens
+    it). `open_index` then finds it loaded, or waits for the load under way."""
+    start_early(location, load=EARLY_LOADS)
 
 
 def check_kind(kind: str) -> str:
@@ -109,19 +124,44 @@ def _load_while(index: Index, meanwhile) -> None:
         raise failed[0]
 
 
-def open_searcher(location: IndexLocation):
-    """The searcher of the index at `location` for a resident app, its query encoder readied
-    while the engine loads the items (a launch had done one after the other: at 100k ~3-4 s
-    of each). That is the model's ONNX towers where they were exported (`query_encoder`):
-    they open in ~0.5 s, where importing torch and loading the model took ~5 s of both
-    cores beside the engine's load; the torch model then loads on the first indexing job
-    (`Searcher.indexing_encoder`)."""
-    from mmsearch.towers import query_encoder
+def open_searcher(location: IndexLocation, text: bool = True, visual: bool = True,
+                  prepare=None):
+    """The searcher of the index at `location`, its query encoder (for `text` and `visual`
+    queries) readied while the engine loads the items (a launch had done one after the
+    other: at 100k ~3-4 s of each). That is the model's ONNX towers where they were exported
+    (`query_encoder`): they open in ~0.5 s, where importing torch and loading the model took
+    ~5 s of both cores beside the engine's load; the torch model then loads on the first
+    indexing job (`Searcher.indexing_encoder`).
 
+    The towers of the model this index was last opened with (`towers.remembered_model`)
+    start opening before the index is asked anything: an engine that loads the index
+    (`start_engine_early`) answers nothing else until it is done. `prepare(towers)` then
+    runs (a cold search encodes its texts). The index's own record decides the model; a
+    different one is opened once the index names it, and remembered."""
+    from mmsearch.encoder import Encoder
+    from mmsearch.towers import query_encoder, remember_model, remembered_model
+
+    wanted = text or visual
+    hint = remembered_model(location) if wanted else None
+    early = query_encoder(hint) if hint else None
+    if early is not None and not isinstance(early, Encoder):
+        early.warm_meanwhile(text=text, visual=visual)
+        if prepare is not None:
+            prepare(early)
     encoders: list = []
-    index = open_index(location,
-                       meanwhile=lambda model: encoders.append(query_encoder(model).warm()))
-    return searcher_for(index, encoders[0])
+
+    def ready(model) -> None:
+        encoder = early if early is not None and model == hint else query_encoder(model)
+        encoders.append(encoder)
+        if isinstance(encoder, Encoder):
+            encoder.warm()  # no towers exported: the torch model
+        elif encoder is not early:
+            encoder.warm(text=text, visual=visual)
+
+    index = open_index(location, meanwhile=ready if wanted else None)
+    if wanted and index.model != hint:
+        remember_model(location, index.model)
+    return searcher_for(index, encoders[0] if encoders else query_encoder(index.model))
 
 
 def searcher_for(index: Index, encoder=None):

@@ -147,7 +147,7 @@ def test_uploads_that_are_not_pictures_are_clear_errors(client, app_url, tmp_pat
 
 
 def test_auth_values():
-    from ui.app import parse_auth
+    from ui.security import parse_auth
 
     assert parse_auth("ana:s3cret:x") == [("ana", "s3cret:x")]
     with pytest.raises(ValueError, match="user:password"):

@@ -153,6 +153,27 @@ def test_a_failed_model_download_leaves_no_index_behind(folder, tmp_path, capsys
     assert code == 0 and out.startswith("added 0, updated 0, removed 0, unchanged 40")
 
 
+def test_an_imported_index_remembers_its_model(folder, tmp_path, capsys):
+    """`mmsearch import` notes the index's model (`towers.remembered_model`), as indexing
+    does: the first open of the index (a cold search, an app's launch) opens that model's
+    towers while the engine loads, before the index can name it."""
+    from mmsearch.config import IndexLocation
+    from mmsearch.stores import open_index
+    from mmsearch.towers import remembered_model
+
+    made, moved = tmp_path / "made.db", tmp_path / "moved.db"
+    assert run(capsys, "index", folder, "--db", made, "--model", "demo")[0] == 0
+    assert run(capsys, "export", tmp_path / "all.parquet", "--db", made)[0] == 0
+    location = IndexLocation.resolve(db=moved)
+    assert remembered_model(location) is None
+    code, out, _ = run(capsys, "import", tmp_path / "all.parquet", "--db", moved)
+    assert code == 0 and out.startswith("imported 40 pictures")
+    with open_index(location) as index:
+        assert remembered_model(location) == index.model
+    code, out, _ = run(capsys, "search", "a red sneaker", "-k", "3", "--db", moved)
+    assert code == 0 and out.count("\n") == 4  # the header and three results
+
+
 def test_a_fresh_search_runs_the_exported_towers_without_torch(folder, tmp_path, encoder):
     """`mmsearch index` exports the model's query towers once; a later `mmsearch search` in a
     fresh process encodes the query with them (no torch, no open_clip) and ranks as torch."""

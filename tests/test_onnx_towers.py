@@ -214,13 +214,44 @@ def test_text_vectors_match_torch_fp32(towers, fp32_encoder, capsys):
     cos = _cos(ours, ref)
     towers.encode_texts(["warm-up"])
     t0 = time.perf_counter()
-    towers.encode_texts(["a red dress"])
+    towers.encode_texts([f"a red dress {time.time()}"])  # not encoded before (RECENT_TEXTS)
     one = time.perf_counter() - t0
     with capsys.disabled():
         print(f"\nonnx text vs torch fp32 ({len(QUERIES)} queries): min {cos.min():.7f}, "
               f"mean {cos.mean():.7f}; one text encode {one * 1000:.2f} ms")
     assert cos.min() >= 0.999, [(q, c) for q, c in zip(QUERIES, cos) if c < 0.999]
     assert towers.encode_texts([]).shape == (0, towers.dim)
+
+
+def test_texts_encoded_again_are_not_run_again(towers_dir):
+    """The towers keep the last RECENT_TEXTS texts' vectors (a cold search encodes its query
+    while the engine loads; an app's next page asks again): the same vectors, in any batch,
+    without running the tower for a text they have; the oldest is forgotten first, and what
+    a caller does to the vectors it got does not reach them."""
+    from mmsearch.onnx_towers import RECENT_TEXTS
+
+    towers = OnnxTowers(towers_dir)
+    batches = []
+    run = towers._run
+
+    def counted(tower, x):
+        batches.append(len(x))
+        return run(tower, x)
+
+    towers._run = counted
+    first = towers.encode_texts(["a red dress", "a dog"])
+    again = towers.encode_texts(["a dog", "a cat", "a red dress", "a dog"])
+    assert batches == [2, 1]  # only "a cat" was new
+    assert np.array_equal(again[0], first[1]) and np.array_equal(again[2], first[0])
+    assert np.array_equal(again[3], again[0])
+    fresh = OnnxTowers(towers_dir).encode_texts(["a dog", "a cat", "a red dress"])
+    assert np.allclose(again[:3], fresh, atol=1e-5)
+    again[:] = 0
+    assert np.array_equal(towers.encode_texts(["a dog"])[0], first[1])
+    towers.encode_texts([f"text number {i}" for i in range(RECENT_TEXTS)])
+    batches.clear()
+    towers.encode_texts(["text number 3", "a red dress"])
+    assert batches == [1]  # "a red dress" was the oldest: forgotten
 
 
 def test_image_vectors_match_torch_fp32(towers, fp32_encoder, capsys):

@@ -99,6 +99,58 @@ def test_an_engine_started_early_keeps_the_index_locked(tmp_path, encoder):
     assert "no results" in free.stdout
 
 
+def test_an_engine_started_early_loads_the_index_itself(tmp_path, encoder):
+    """`start_engine_early` also asks the new engine to load the index's collections, before
+    pymilvus is imported: a cold search's longest step no longer waits for that import. A
+    fresh engine has them released; after the early start they become loaded with nobody
+    else asking, and the index then opens and searches as ever."""
+    from mmsearch.engine import connect
+    from mmsearch.items import ITEMS
+    from mmsearch.lite import _embedded_opened
+    from mmsearch.stores import start_engine_early
+
+    db = tmp_path / "early.db"
+    loc = IndexLocation.resolve(db=db)
+    open_index(loc, model=encoder.spec, create_model=encoder.spec, dim=encoder.dim).close()
+
+    def load_state(client) -> str:
+        return client.get_load_state(ITEMS)["state"].name
+
+    client = connect(loc)
+    try:
+        assert load_state(client) == "NotLoad"  # what a fresh engine has
+    finally:
+        client.close()
+        _embedded_opened(loc.db, -1)
+    start_engine_early(loc)
+    client = connect(loc)
+    try:
+        deadline = time.monotonic() + 120
+        while load_state(client) != "Loaded" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert load_state(client) == "Loaded"
+    finally:
+        client.close()
+        _embedded_opened(loc.db, -1)
+    start_engine_early(loc)
+    with open_index(loc, model=encoder.spec) as index:
+        assert index.rows_now() == 0 and index.search(encoder.encode_texts(["a bag"])[0], 5) == []
+
+
+@pytest.mark.parametrize("name", ["mmsearch_items", "n" * 300, "ünï_côdé"])
+def test_the_early_load_is_the_request_pymilvus_sends(name):
+    """The early load is encoded by hand (pymilvus's messages come with its 0.5 s import):
+    it must be byte for byte pymilvus's LoadCollectionRequest, to the method it names."""
+    from pymilvus.grpc_gen import milvus_pb2
+
+    from mmsearch.lite import LOAD_COLLECTION, load_collection_request
+
+    sent = milvus_pb2.LoadCollectionRequest(collection_name=name).SerializeToString()
+    assert load_collection_request(name) == sent
+    service = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
+    assert LOAD_COLLECTION == f"/{service.full_name}/{service.methods_by_name['LoadCollection'].name}"
+
+
 def as_nobody(argv: list[str], home: str) -> subprocess.CompletedProcess:
     """Run the CLI as an unprivileged user: root reads every file, a user does not."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):

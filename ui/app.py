@@ -7,7 +7,6 @@ only folder the app serves files from is the preview folder.
 from __future__ import annotations
 
 import atexit
-import os
 import sys
 import threading
 
@@ -229,21 +228,6 @@ def _progress(progress: gr.Progress):
     def report(done: int, total: int) -> None:
         progress((done, total) if total else None, desc="indexing", unit="pictures")
     return report
-
-
-def parse_auth(value: str) -> list[tuple[str, str]]:
-    """`user:password`, or a file of such lines (blank lines and #comments ignored)."""
-    lines = [value]
-    if os.path.isfile(value):
-        with open(value, encoding="utf-8") as f:
-            lines = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
-    pairs = []
-    for line in lines:
-        user, sep, password = line.partition(":")
-        if not sep or not user or not password:
-            raise ValueError("--auth takes user:password or a file of user:password lines")
-        pairs.append((user, password))
-    return pairs
 
 
 def launch(searcher: Searcher, host: str = "127.0.0.1", port: int = 7860,

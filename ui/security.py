@@ -365,3 +365,18 @@ def public_text(text: str, hide: tuple[str, ...] = (), limit: int = 300) -> str:
         text = text.replace(folder.rstrip(os.sep) + os.sep, "").replace(folder, "…")
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def parse_auth(value: str) -> list[tuple[str, str]]:
+    """`user:password`, or a file of such lines (blank lines and #comments ignored)."""
+    lines = [value]
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as f:
+            lines = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+    pairs = []
+    for line in lines:
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("--auth takes user:password or a file of user:password lines")
+        pairs.append((user, password))
+    return pairs

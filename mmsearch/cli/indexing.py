@@ -169,15 +169,14 @@ def _open_for_indexing(location, requested, args):
     from mmsearch.config import ModelSpec
     from mmsearch.encoder import Encoder
     from mmsearch.engine import IndexNotFoundError
-    from mmsearch.lite import start_early
-    from mmsearch.stores import open_index
+    from mmsearch.stores import open_index, start_engine_early
 
     kind = "catalog" if args.catalog else "folder"
     # An embedded index that is not there yet is not opened (that would create its folder)
     # until the model has loaded: so there is nothing to clean up after a failure, and never
     # a folder that another indexer may have filled meanwhile.
     if not location.is_embedded or location.db.exists():
-        start_early(location)  # the engine starts while pymilvus imports, as for a search
+        start_engine_early(location)  # it starts and loads while pymilvus imports
         try:
             index = open_index(location, model=requested, kind=kind)
             return index, Encoder(index.model)
@@ -203,11 +202,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
+    from mmsearch.towers import remember_model
     from mmsearch.transfer import import_index
 
-    index, count = import_index(args.file, index_location(args))
+    location = index_location(args)
+    index, count = import_index(args.file, location)
     with index:
         print(f"imported {count} pictures into {index.location} ({index.count()} in the index)")
+        remember_model(location, index.model)  # its first open readies that model early
     return 0
 
 

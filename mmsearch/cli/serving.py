@@ -9,8 +9,8 @@ from mmsearch.cli.common import index_location, refuse_old_dependencies
 
 
 def cmd_ui(args) -> int:
-    from ui.app import parse_auth, serve
-    from ui.security import IndexingPolicy, is_loopback
+    from mmsearch.stores import start_engine_early
+    from ui.security import IndexingPolicy, is_loopback, parse_auth
 
     auth = parse_auth(args.auth) if args.auth else None
     indexing = IndexingPolicy.of(args.allow_indexing)
@@ -21,18 +21,25 @@ def cmd_ui(args) -> int:
         print(f"warning: --host {args.host} lets anyone on your network search your pictures; "
               "add --auth user:password", file=sys.stderr)
     refuse_old_dependencies(args.host)
-    serve(index_location(args), host=args.host, port=args.port, auth=auth, share=args.share,
+    location = index_location(args)
+    start_engine_early(location)  # it loads the index while gradio imports (~5 s)
+    from ui.app import serve
+
+    serve(location, host=args.host, port=args.port, auth=auth, share=args.share,
           indexing=indexing, allow_hosts=tuple(args.allow_host))
     return 0
 
 
 def cmd_serve(args) -> int:
-    from mmsearch.stores import open_searcher
-    from ui.api import serve_headless
+    from mmsearch.stores import open_searcher, start_engine_early
 
     refuse_old_dependencies(args.host)
+    location = index_location(args)
+    start_engine_early(location)  # it loads the index while the API's code imports
+    from ui.api import serve_headless
+
     print("loading the index and its model …", file=sys.stderr)
-    searcher = open_searcher(index_location(args))
+    searcher = open_searcher(location)
     with searcher.index as index:
         searcher.warm()
         print(f"mmsearch serving {index.location} on http://{args.host}:{args.port}/api "
