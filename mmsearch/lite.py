@@ -165,9 +165,12 @@ def _early_loader(collections: tuple[str, ...]):
     Milvus Lite 2.5.1 answers a load asked again while one runs when that one is done, so
     the load `Index._load` asks after this waits for it instead of loading twice; its answer
     is the one that counts (an error here, as a collection an older index lacks, is
-    dropped). The channel and its call are made here, not in the thread (it imports
-    nothing)."""
+    dropped). The thread imports nothing: a first channel imports grpc's channel modules
+    (grpc._channel, grpc.experimental: seen with an audit hook), so one is made and closed
+    here first (it connects to nothing: channels connect on their first call)."""
     import grpc
+
+    grpc.insecure_channel(f"unix:{os.devnull}").close()
 
     def load(uds: str) -> None:
         try:

@@ -189,14 +189,19 @@ def test_a_fresh_search_runs_the_exported_towers_without_torch(folder, tmp_path,
                           timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
     assert (towers_dir(encoder.spec) / "towers.json").is_file()
-    script = ("import json, sys; from mmsearch.cli import main; "
+    # what its threads (the engine's start and load, the towers, the texts) import: nothing
+    # (two threads importing at once can get a partly initialised module)
+    script = ("import json, sys, threading; seen = []; sys.addaudithook(lambda event, args: "
+              "seen.append(args[0]) if event == 'import' and threading.current_thread() is "
+              "not threading.main_thread() else None); from mmsearch.cli import main; "
               f"main(['search', 'a red sneaker', '-k', '8', '--json', '--db', {str(db)!r}]); "
-              "print(json.dumps(sorted(m for m in ('torch', 'open_clip') if m in sys.modules)))")
+              "print(json.dumps(sorted(m for m in ('torch', 'open_clip') if m in sys.modules)));"
+              "print(json.dumps(seen))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "MMSEARCH_NO_RESIDENT": "1"})
     assert done.returncode == 0, done.stderr
-    results, imported = [json.loads(line) for line in done.stdout.splitlines()]
-    assert imported == []
+    results, imported, in_threads = [json.loads(line) for line in done.stdout.splitlines()]
+    assert imported == [] and in_threads == []
     with open_index(IndexLocation.resolve(db=db)) as index:
         fp32 = Encoder(encoder.spec, precision="fp32")  # what the towers were exported in
         expected = Searcher(index, fp32).search_text("a red sneaker", 8)
