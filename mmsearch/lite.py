@@ -111,7 +111,7 @@ def start_early(location: IndexLocation, load: tuple[str, ...] = ()) -> None:
     0.5 s for its child engine, which then passes while pymilvus is imported (0.5 s).
     `engine.connect` waits for this start and uses that engine; on a missing, read-only or
     busy index nothing starts (nor for a bad name: the engine refuses it), and `connect` says
-    what is wrong, once. The collections named in `load` are then loaded (`_load_early`).
+    what is wrong, once. The collections named in `load` are then loaded (`_early_loader`).
 
     What the start needs is imported here, before the thread: it imports nothing itself. Two
     threads importing at once can each hold a module the other needs, and CPython then hands
