@@ -18,7 +18,7 @@ from pathlib import Path
 from mmsearch.config import IndexLocation
 from mmsearch.errors import IndexProblem
 from mmsearch.lite import (_embedded_opened, _lock_path, _started_early, embedded_engine,
-                           embedded_in_use, quiet_backend_logs)
+                           embedded_in_use, new_index_file, quiet_backend_logs)
 
 VECTOR_INDEX_PARAMS = {"HNSW": {"M": 16, "efConstruction": 200}, "FLAT": {}, "AUTOINDEX": {},
                        "IVF_FLAT": {"nlist": 1024}}
@@ -84,7 +84,9 @@ def is_lock_failure(text: str) -> bool:
     return "lock" in text.lower() or "Open local milvus failed" in text
 
 
-def connect(location: IndexLocation):
+def connect(location: IndexLocation, create: bool = False):
+    """A client of the index at `location`; `create`: a new embedded index may be made there
+    (its file then gets lite.PAGE_SIZE pages)."""
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
@@ -108,6 +110,8 @@ def connect(location: IndexLocation):
                     "and pass --uri.")
         if embedded_in_use(location.db):
             raise _in_use(location)
+        if create:
+            new_index_file(location.db)
         uri = str(location.db)
     else:
         uri = location.uri

@@ -56,7 +56,7 @@ def open_index(location: IndexLocation, model: ModelSpec | None = None,
     """
     if create_model is not None:
         create_database(location)
-    client = connect(location)
+    client = connect(location, create=create_model is not None)
     try:
         recorded = Index._read_meta(client)
         if recorded is not None:

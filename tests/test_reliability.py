@@ -151,6 +151,51 @@ def test_the_early_load_is_the_request_pymilvus_sends(name):
     assert LOAD_COLLECTION == f"/{service.full_name}/{service.methods_by_name['LoadCollection'].name}"
 
 
+def test_a_new_embedded_index_gets_large_sqlite_pages(tmp_path):
+    """Milvus Lite 2.5.1 reads every row of its SQLite file at each load, and with SQLite's
+    4 kB pages a photo's row fills half a page: a new index's file gets lite.PAGE_SIZE pages
+    (made beside, linked into place, with the usual mode). A file Milvus Lite made itself is
+    used as it is and keeps its pages; the two answer alike."""
+    import contextlib
+    import sqlite3
+    import stat
+
+    from mmsearch.lite import PAGE_SIZE, embedded_engine
+
+    if embedded_engine() != "file":
+        pytest.skip("Milvus Lite 3.x keeps an index in a folder")
+
+    def page_size(db) -> int:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return con.execute("PRAGMA page_size").fetchone()[0]
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for f in demo_files(8):
+        shutil.copy2(f, pics / f.name)
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    made = subprocess.run([sys.executable, "-c", "from pymilvus import MilvusClient; "
+                           f"MilvusClient({str(old)!r}).close()"], env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0 and old.is_file(), made.stderr
+    answers = []
+    for db in (new, old):
+        done = subprocess.run([*CLI, "index", str(pics), "--db", str(db), "--model", "demo"],
+                              env=ENV, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stdout.startswith("added 8,"), done.stderr
+        found = subprocess.run([*CLI, "search", "a red sneaker", "--json", "--db", str(db)],
+                               env={**ENV, "MMSEARCH_NO_RESIDENT": "1"}, capture_output=True,
+                               text=True, timeout=300)
+        assert found.returncode == 0, found.stderr
+        answers.append([(h["path"], round(h["score"], 4)) for h in json.loads(found.stdout)])
+    assert page_size(new) == PAGE_SIZE and page_size(old) == 4096
+    assert answers[0] == answers[1] and len(answers[0]) == 8
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask
+    assert not list(tmp_path.glob(".*.new"))
+
+
 def as_nobody(argv: list[str], home: str) -> subprocess.CompletedProcess:
     """Run the CLI as an unprivileged user: root reads every file, a user does not."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):
