@@ -52,7 +52,8 @@ def open_index(location: IndexLocation, model: ModelSpec | None = None,
     A missing one is created with `create_model` and `dim` when given, else it is an
     IndexNotFoundError. `kind` ("folder" or "catalog"), when given, must match the
     index's; it is also the kind a new index gets (default "folder"). `meanwhile(model)`
-    runs while the engine loads the items (`_load_while`).
+    runs while the engine loads the items (`_load_while`), or once they are loaded where
+    `start_engine_early` had them loading already.
     """
     if create_model is not None:
         create_database(location)
@@ -98,9 +99,12 @@ def open_index(location: IndexLocation, model: ModelSpec | None = None,
 
 
 def _load_while(index: Index, meanwhile) -> None:
-    """Load the index's collections in a thread while this one runs `meanwhile(model)`: a
-    cold search readies its query encoder (imports onnxruntime and the tokenizer, opens the
-    ONNX session: ~0.2-0.3 s) while the engine loads 100k rows (~4 s). The thread only makes
+    """Load the index's collections in a thread while this one runs `meanwhile(model)`: the
+    query encoder opens (imports onnxruntime and the tokenizer, opens the ONNX session:
+    ~0.2-0.3 s) while the engine loads 100k rows (~2 s). Where `start_engine_early` asked for
+    the load, `_read_meta` has already waited for it (the engine answers nothing meanwhile),
+    so this overlap is for the other engines (a server, Milvus Lite 3.x), and the encoder
+    of the remembered model opened before (`open_searcher`). The thread only makes
     the calls `_read_meta` already made on this client (so it imports nothing: two threads
     importing at once can get a partly initialised module): `_load` without its flush, which
     `open_index` runs after it, finding the collections loaded."""

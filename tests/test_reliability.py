@@ -148,7 +148,8 @@ def test_the_early_load_is_the_request_pymilvus_sends(name):
     sent = milvus_pb2.LoadCollectionRequest(collection_name=name).SerializeToString()
     assert load_collection_request(name) == sent
     service = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
-    assert LOAD_COLLECTION == f"/{service.full_name}/{service.methods_by_name['LoadCollection'].name}"
+    method = service.methods_by_name["LoadCollection"]
+    assert LOAD_COLLECTION == f"/{service.full_name}/{method.name}"
 
 
 def test_a_new_embedded_index_gets_large_sqlite_pages(tmp_path):
