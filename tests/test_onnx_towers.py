@@ -21,7 +21,8 @@ from PIL import Image
 from mmsearch.bpe import BPETokenizer, UnsupportedTokenizer, tokenizer_for_model
 from mmsearch.encoder import Encoder, _open_clip
 from mmsearch.onnx_export import export_towers
-from mmsearch.onnx_towers import OnnxTowers, preprocess_image
+from mmsearch.items import unit_rows
+from mmsearch.onnx_towers import OnnxTowers, preprocess_image, trim_padding
 
 from conftest import demo_files
 
@@ -119,7 +120,8 @@ def test_export_writes_each_tower_with_its_own_weights(towers_dir, fp32_encoder,
         assert 0.9 * n_params <= weights <= 1.1 * n_params, (name, weights, n_params)
 
 
-def test_towers_exported_with_weights_inside_are_rewritten_once(towers_dir, towers, tmp_path):
+def test_towers_exported_with_weights_inside_are_rewritten_once(towers_dir, towers, tmp_path,
+                                                                 fp32_encoder):
     """An older mmsearch wrote each tower's weights inside its graph; an indexing run that
     finds such towers moves the weights beside the graph, and they encode as before."""
     import shutil
@@ -137,7 +139,7 @@ def test_towers_exported_with_weights_inside_are_rewritten_once(towers_dir, towe
     text = OnnxTowers(older).encode_texts(TEXTS)
     seen = OnnxTowers(older).encode_images(pictures)
 
-    _rewrite_older_towers(older)
+    _rewrite_older_towers(older, fp32_encoder)
     for name, size in inside.items():
         assert (older / (name + ".data")).stat().st_size > 0.9 * size
         assert (older / name).stat().st_size < 0.1 * size
@@ -146,7 +148,7 @@ def test_towers_exported_with_weights_inside_are_rewritten_once(towers_dir, towe
     assert np.array_equal(rewritten.encode_images(pictures), seen)
     assert np.allclose(towers.encode_texts(TEXTS), text, atol=1e-6)
     before = {p.name: p.stat().st_mtime_ns for p in older.iterdir()}
-    _rewrite_older_towers(older)  # done once: nothing is written again
+    _rewrite_older_towers(older, fp32_encoder)  # done once: nothing is written again
     assert {p.name: p.stat().st_mtime_ns for p in older.iterdir()} == before
 
 
@@ -196,6 +198,98 @@ def test_tokenizer_clean_modes_match_open_clip(clean):
 
     ref = SimpleTokenizer(context_length=77, clean=clean)
     assert np.array_equal(BPETokenizer(context_length=77, clean=clean)(TEXTS), ref(TEXTS).numpy())
+
+
+def test_text_graph_runs_on_the_tokens_before_the_padding(towers):
+    """The text graph's token axis is dynamic, and a query runs only the columns up to its
+    batch's last end-of-text token: the same vectors as the whole context."""
+    import onnx
+
+    record = towers.record
+    assert record["text_trim"] is True and record["inputs"]["text"] == ["batch", "tokens"]
+    graph = onnx.load(str(towers.folder / record["text"]), load_external_data=False)
+    assert graph.graph.input[0].type.tensor_type.shape.dim[1].dim_param == "tokens"
+
+    tokens = towers.tokenize(TEXTS)
+    full = towers._run("text", tokens)
+    cut = [towers._run("text", trim_padding(tokens[i:i + 1]))[0] for i in range(len(TEXTS))]
+    assert np.allclose(full, np.stack(cut), atol=1e-4)
+    assert trim_padding(towers.tokenize(["a red dress"])).shape == (1, 5)  # SOT a red dress EOT
+    assert trim_padding(tokens).shape[1] == towers.context_length  # the long ones fill it
+
+    fresh = OnnxTowers(towers.folder)
+    widths = []
+    run = fresh._run
+    fresh._run = lambda tower, x: widths.append(x.shape[1]) or run(tower, x)
+    assert np.allclose(fresh.encode_texts(["a red dress", "gaun biru"]), unit_rows(full[[0, 4]]),
+                       atol=1e-5)
+    longest = max(len(towers.tokenize([t])[0].nonzero()[0]) for t in ["a red dress", "gaun biru"])
+    assert widths == [longest] and longest < towers.context_length
+
+
+def test_text_towers_it_cannot_trim_are_exported_whole(fp32_encoder):
+    """A tower pooled at its last position (or with no causal mask) would answer otherwise
+    without its padding: it is not written out for trimming."""
+    import copy
+
+    from mmsearch.onnx_export import _Towers
+
+    model = fp32_encoder._model
+    assert _Towers.trimmed_text(model) is not None
+    last = copy.copy(model)
+    last.text_pool_type = "last"
+    assert _Towers.trimmed_text(last) is None
+    bidirectional = copy.copy(model)
+    bidirectional._buffers = {k: v for k, v in model._buffers.items() if k != "attn_mask"}
+    bidirectional.attn_mask = None
+    assert _Towers.trimmed_text(bidirectional) is None
+
+
+def test_an_older_text_graph_is_exported_again_to_run_trimmed(towers_dir, fp32_encoder, tmp_path):
+    """Towers an older mmsearch exported take context_length tokens; an indexing run that
+    finds them exports the text graph again under a new name, swaps towers.json, removes the
+    old graph, and the vectors stay the same. A reader that read the older record before
+    the swap opens the new graph."""
+    import json
+    import shutil
+    import warnings
+
+    import torch
+
+    from mmsearch.onnx_export import _Towers, _weights_apart
+    from mmsearch.towers import _rewrite_older_towers
+
+    older = tmp_path / "older"
+    shutil.copytree(towers_dir, older)
+    tokens = torch.from_numpy(OnnxTowers(older).tokenize(["a red dress", "gaun"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Towers.text(fp32_encoder._model), (tokens,), str(older / "whole.onnx"),
+                          dynamo=False, opset_version=17, input_names=["input"],
+                          output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    _weights_apart(older / "whole.onnx", older / "text.onnx")
+    (older / "whole.onnx").unlink()
+    record = json.loads((older / "towers.json").read_text())
+    del record["text_trim"]
+    record["inputs"]["text"] = ["batch", record["context_length"]]
+    (older / "towers.json").write_text(json.dumps(record))
+    before = OnnxTowers(older)
+    with pytest.raises(Exception):  # the whole-context graph: it refuses fewer tokens
+        before._run("text", trim_padding(before.tokenize(["a red dress"])))
+    vectors = before.encode_texts(TEXTS)
+    reader = OnnxTowers(older)  # the older record read, no session opened yet
+
+    _rewrite_older_towers(older, fp32_encoder)
+    after = json.loads((older / "towers.json").read_text())
+    assert after["text_trim"] is True and after["text"] == "text-trim.onnx"
+    assert not (older / "text.onnx").exists() and not (older / "text.onnx.data").exists()
+    assert np.allclose(OnnxTowers(older).encode_texts(TEXTS), vectors, atol=1e-5)
+    assert np.allclose(reader.encode_texts(TEXTS[:5]), vectors[:5], atol=1e-5)
+    assert reader.record["text"] == "text-trim.onnx"
+    before_files = {p.name: p.stat().st_mtime_ns for p in older.iterdir()}
+    _rewrite_older_towers(older, fp32_encoder)  # once: nothing is written again
+    assert {p.name: p.stat().st_mtime_ns for p in older.iterdir()} == before_files
 
 
 @pytest.mark.parametrize("name", ["xlm-roberta-base-ViT-B-32", "ViT-B-16-SigLIP", "no-such-model"])
