@@ -111,17 +111,17 @@ class _Towers:
         55.5 ms, the 9 of "a red dress number 3" 13.5 ms (same vector, cosine 1.0)."""
         import torch
         import torch.nn.functional as F
-        from open_clip.transformer import text_global_pool
 
         tower = model.text if isinstance(getattr(model, "text", None), torch.nn.Module) \
             else model
         pool = getattr(tower, "pool_type", getattr(tower, "text_pool_type", None))
         eos = getattr(tower, "eos_id", getattr(tower, "text_eos_id", None))
         blocks = list(getattr(getattr(tower, "transformer", None), "resblocks", []))
-        if pool not in ("argmax", "eos") or getattr(tower, "attn_mask", None) is None \
+        if pool not in ("argmax", "eos") or (pool == "eos" and eos is None) \
+                or getattr(tower, "attn_mask", None) is None \
                 or getattr(tower, "cls_emb", None) is not None \
                 or getattr(tower, "use_pad_mask", False) \
-                or not getattr(tower.transformer, "batch_first", False) or not blocks \
+                or not blocks or not getattr(tower.transformer, "batch_first", False) \
                 or not all(_plain_block(b) for b in blocks):
             return None
 
@@ -145,7 +145,10 @@ class _Towers:
                 mask = t.attn_mask.index_select(0, at).index_select(1, at)
                 for r in t.transformer.resblocks:
                     x = block(r, x, mask)
-                x = text_global_pool(t.ln_final(x), input, pool, eos)
+                x = t.ln_final(x)  # pooled as open_clip's text_global_pool does
+                at = input.argmax(dim=-1) if pool == "argmax" else \
+                    (input == eos).int().argmax(dim=-1)
+                x = x[torch.arange(x.shape[0]), at]
                 proj = t.text_projection
                 if proj is None:
                     return x

@@ -8,20 +8,19 @@ and a random token, readable by this user only (mode 0600), as Jupyter does: a w
 read it, another user cannot read it, and the JSON API refuses any call without the token.
 
 Only the standard library here: `mmsearch search` through a resident process must not pay
-for numpy, torch or pymilvus.
+for numpy, torch or pymilvus. A client talks HTTP with `http.client`, not `urllib.request`
+(which adds ssl, email and tempfile: ~10 ms of each such search's start on these cores).
 """
 
 from __future__ import annotations
 
-import hashlib
+import http.client
 import json
 import os
-import secrets
 import stat
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mmsearch.config import IndexLocation, data_home
 
@@ -52,23 +51,29 @@ class Resident:
             return json.loads(response.read() or b"null")
 
     def open(self, method: str, path: str, payload: dict | None = None,
-             timeout: float | None = 120.0):
+             timeout: float | None = 120.0) -> http.client.HTTPResponse:
+        """The response, to read (a stream of lines for /api/index) and close."""
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.url.rstrip("/") + path, data=data, method=method,
-            headers={TOKEN_HEADER: f"Bearer {self.token}", "Content-Type": "application/json"})
+        where = urlsplit(self.url)
+        connection = http.client.HTTPConnection(where.hostname, where.port, timeout=timeout)
         try:
-            return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (our own URL)
-        except urllib.error.HTTPError as exc:
+            connection.request(method, where.path.rstrip("/") + path, body=data, headers={
+                TOKEN_HEADER: f"Bearer {self.token}", "Content-Type": "application/json",
+                "Connection": "close"})
+            response = connection.getresponse()
+        except (http.client.HTTPException, OSError) as exc:  # refused, reset, timed out
+            connection.close()
+            raise ResidentUnavailable(str(exc) or type(exc).__name__) from None
+        if response.status < 400:
+            return response
+        with response:
             try:
-                reason = json.loads(exc.read()).get("detail")
-            except (ValueError, AttributeError):
+                reason = json.loads(response.read()).get("detail")
+            except (ValueError, AttributeError, OSError, http.client.HTTPException):
                 reason = None
-            if exc.code in (401, 403, 421):
-                raise ResidentUnavailable(f"refused ({exc.code})") from None
-            raise ResidentError(str(reason or f"the app answered {exc.code}")) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-            raise ResidentUnavailable(str(exc)) from None
+        if response.status in (401, 403, 421):
+            raise ResidentUnavailable(f"refused ({response.status})")
+        raise ResidentError(str(reason or f"the app answered {response.status}"))
 
 
 def url_host(bound: str) -> str:
@@ -82,11 +87,15 @@ def url_host(bound: str) -> str:
 def announcement_path(location: IndexLocation) -> Path:
     if location.is_embedded:
         return location.db.with_name(location.db.name + ".server.json")
+    import hashlib  # here: a client of an embedded index never needs it
+
     digest = hashlib.blake2b(str(location).encode(), digest_size=8).hexdigest()
     return data_home() / "servers" / f"{digest}.json"
 
 
 def new_token() -> str:
+    import secrets  # the server's side only
+
     return secrets.token_urlsafe(32)
 
 
